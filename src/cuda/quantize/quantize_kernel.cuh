@@ -1,0 +1,53 @@
+// NVFP4 quantize kernel: BF16 [rows, K] → packed E2M1 [rows, K/2] + one E4M3 scale per 16 values (spec §2).
+//
+// Tile: one thread per 16-element block (two 16-byte loads in, one 8-byte store of codes and one scale byte out);
+// consecutive threads take consecutive blocks of a row, so loads and stores coalesce. Grid-stride over all blocks.
+// The arithmetic is fp4moe::quantize_block from nvfp4.hpp, the same function the CPU runs, so the result is
+// bit-exact with the host quantizer.
+// Roofline: 2 bytes read + 0.5625 bytes written per element, a few dozen ALU ops per element: memory-bound; at
+// 2.97 TB/s a [16384, 7168] tensor floor is ~0.1 ms.
+#pragma once
+
+#include <cstdint>
+
+#include "cuda/quantize/quantize_launch.hpp"
+#include "fp4moe/format.hpp"
+#include "fp4moe/nvfp4.hpp"
+
+namespace fp4moe::cuda {
+
+__device__ __forceinline__ void load_block_bf16(const uint16_t* src, float (&x)[kBlockSize]) {
+  const uint4 lo = reinterpret_cast<const uint4*>(src)[0];
+  const uint4 hi = reinterpret_cast<const uint4*>(src)[1];
+  const uint32_t words[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    x[2 * i] = __uint_as_float(words[i] << 16);
+    x[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+  }
+}
+
+__device__ __forceinline__ void store_packed(uint8_t* dst, const uint8_t (&packed)[8]) {
+  uint2 v;
+  v.x = uint32_t(packed[0]) | uint32_t(packed[1]) << 8 | uint32_t(packed[2]) << 16 | uint32_t(packed[3]) << 24;
+  v.y = uint32_t(packed[4]) | uint32_t(packed[5]) << 8 | uint32_t(packed[6]) << 16 | uint32_t(packed[7]) << 24;
+  *reinterpret_cast<uint2*>(dst) = v;
+}
+
+__global__ void quantize_nvfp4_kernel(QuantizeParams p) {
+  const int64_t blocks_per_row = p.k / kBlockSize;
+  const int64_t total = p.rows * blocks_per_row;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = i / blocks_per_row;
+    const int64_t blk = i - row * blocks_per_row;
+    float x[kBlockSize];
+    load_block_bf16(p.x + row * p.x_ld + blk * kBlockSize, x);
+    uint8_t packed[8];
+    const uint8_t sf = quantize_block(x, p.global_scale, packed);
+    store_packed(p.packed + row * (p.k / 2) + blk * 8, packed);
+    const int64_t sf_offset = p.swizzled ? swizzled_scale_offset(row, blk, blocks_per_row) : i;
+    p.scales[sf_offset] = sf;
+  }
+}
+
+}  // namespace fp4moe::cuda

@@ -1,0 +1,26 @@
+// Launcher of the NVFP4 quantize kernel: grid sizing and the padding memset of the 128x4 scale layout.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "cuda/common/cuda_check.hpp"
+#include "cuda/quantize/quantize_kernel.cuh"
+
+namespace fp4moe::cuda {
+
+void launch_quantize_nvfp4(const QuantizeParams& p, void* stream_ptr) {
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  const int64_t blocks = p.rows * (p.k / kBlockSize);
+  if (p.swizzled) {
+    // The kernel writes only real scales; the 128x4 padding must read as 0 (spec §3).
+    const int64_t bytes = round_up(p.rows, 128) * round_up(p.k / kBlockSize, 4);
+    FP4MOE_CUDA_CHECK(cudaMemsetAsync(p.scales, 0, size_t(bytes), stream));
+  }
+  if (blocks == 0) return;
+  constexpr int kThreads = 256;
+  const int64_t grid = std::min<int64_t>((blocks + kThreads - 1) / kThreads, int64_t(1) << 20);
+  quantize_nvfp4_kernel<<<unsigned(grid), kThreads, 0, stream>>>(p);
+  FP4MOE_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace fp4moe::cuda

@@ -1,0 +1,23 @@
+// Host-side interface of the NVFP4 quantize kernel (no CUDA syntax: included by plain C++ files).
+#pragma once
+
+#include <cstdint>
+
+namespace fp4moe::cuda {
+
+struct QuantizeParams {
+  const uint16_t* x = nullptr;  // BF16 bits [rows, k], row stride x_ld elements (x_ld % 8 == 0)
+  int64_t rows = 0;
+  int64_t k = 0;
+  int64_t x_ld = 0;
+  float global_scale = 1.0f;
+  uint8_t* packed = nullptr;    // [rows, k/2] contiguous
+  uint8_t* scales = nullptr;    // linear [rows, k/16] or 128x4
+  bool swizzled = false;
+};
+
+// Enqueues the kernel (and, for the 128x4 layout, the zeroing of the padding) on `stream`. Throws Error on a
+// launch failure.
+void launch_quantize_nvfp4(const QuantizeParams& params, void* stream);
+
+}  // namespace fp4moe::cuda
