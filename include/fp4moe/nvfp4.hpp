@@ -127,19 +127,14 @@ FP4MOE_HD float e2m1_to_float(uint8_t code) {
 }
 
 // fp32 → E2M1 code, nearest with ties to the even mantissa, saturating to ±6; the sign is kept (−0 → 8).
-// NaN gives an unspecified code (here: ±6).
+// The magnitude code counts the rounding thresholds at or below |f|: ">" where the tie goes down (to an even
+// code), ">=" where it goes up. Branch-free, so it vectorizes on the CPU and does not diverge on the GPU.
+// NaN gives an unspecified code (here: ±0).
 FP4MOE_HD uint8_t float_to_e2m1(float f) {
   const uint8_t sign = (float_bits(f) & 0x80000000u) ? 8 : 0;
   const float a = bits_float(float_bits(f) & 0x7fffffffu);
-  uint8_t c;
-  if (a <= 0.25f) c = 0;
-  else if (a < 0.75f) c = 1;
-  else if (a <= 1.25f) c = 2;
-  else if (a < 1.75f) c = 3;
-  else if (a <= 2.5f) c = 4;
-  else if (a < 3.5f) c = 5;
-  else if (a <= 5.0f) c = 6;
-  else c = 7;
+  const int c = int(a > 0.25f) + int(a >= 0.75f) + int(a > 1.25f) + int(a >= 1.75f) + int(a > 2.5f) +
+                int(a >= 3.5f) + int(a > 5.0f);
   return uint8_t(sign | c);
 }
 
