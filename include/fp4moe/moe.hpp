@@ -1,0 +1,120 @@
+// fp4moe: the fused NVFP4 MoE layer: weight preparation (once), a runner on a caller-supplied workspace, and a
+// convenience call with a bounded internal workspace cache. The numerics are spec §5.
+//
+// Typical use:
+//   fp4moe::MoeConfig cfg = ...;                       // shapes, expert range, activation, mode
+//   auto prepared = fp4moe::prepare_weights(cfg, src);  // once, at model load
+//   fp4moe::Runner runner(prepared);
+//   std::vector<std::byte> ws(runner.workspace_size(max_tokens));
+//   runner.run(inputs, out, ws.data(), ws.size(), stream);   // per call: no allocation
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fp4moe/config.hpp"
+#include "fp4moe/format.hpp"
+#include "fp4moe/tensor.hpp"
+
+namespace fp4moe {
+
+// Experts [first, first + n) of the local range whose weights are stored together. A group's tensors are either
+// stacked ([n, ...], n >= 1) or, for a single expert, 2-D without the expert dimension. Rows must be contiguous
+// (innermost stride 1); the expert and row strides are free, so slices of larger buffers work.
+struct ExpertGroup {
+  TensorView w13;          // U8 [n, fc1_rows, H/2]       (fc1_rows = 2I gated, I non-gated)
+  TensorView w13_scale;    // E4M3 linear [n, fc1_rows, H/16] or 128x4 [n, pad128(fc1_rows), pad4(H/16)]
+  TensorView w13_scale_2;  // F32 [n] (or [1] / 0-d for a single expert): ModelOpt weight_scale_2 = 1/gs
+  TensorView w2;           // U8 [n, H, I/2]
+  TensorView w2_scale;     // E4M3 linear [n, H, I/16] or 128x4 [n, pad128(H), pad4(I/16)]
+  TensorView w2_scale_2;   // F32 [n]
+};
+
+// Canonical (ModelOpt-style) expert weights. `groups` cover the local experts in order; their expert counts sum
+// to E_local. One group = one stacked tensor; several = split along the expert dimension (any count); one group
+// per expert = arbitrary per-expert placement. All give bitwise-identical results.
+struct MoeWeights {
+  std::vector<ExpertGroup> groups;
+  ScaleLayout scale_layout = ScaleLayout::kLinear;
+  // W4A4 only (ModelOpt convention, = 1/gs): FC1 activation scale (required in W4A4 unless x comes pre-quantized)
+  // and FC2 activation scale. 0 means "not given"; gs2 then defaults to 1.
+  float fc1_input_scale = 0.0f;
+  float fc2_input_scale = 0.0f;
+};
+
+// Expert weights in the library's own layout for one backend and device. Immutable, cheap to copy (shared).
+class PreparedWeights {
+ public:
+  struct Impl;
+  PreparedWeights() = default;
+  explicit PreparedWeights(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+
+  const MoeConfig& config() const;
+  Backend backend() const;  // kCpu or kCuda (never kAuto)
+  Device device() const;
+  size_t bytes() const;     // memory held
+  const Impl& impl() const;
+  bool valid() const { return impl_ != nullptr; }
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
+
+// Validates the source against the config and converts it once. `backend` kAuto picks CUDA on a supported GPU when
+// the CUDA MoE path is built, else the CPU. Source tensors must live on the CPU for the CPU backend.
+PreparedWeights prepare_weights(const MoeConfig& config, const MoeWeights& weights, Backend backend = Backend::kAuto);
+
+// Per-call inputs. T = x.shape[0] may be 0.
+struct MoeInputs {
+  TensorView x;             // BF16 [T, H]; or pre-quantized (W4A4 only): U8 [T, H/2]
+  TensorView x_scale;       // pre-quantized only: E4M3 linear [T, H/16]
+  float x_global_scale = 0;  // pre-quantized only: gs of x (the scale itself, not its inverse)
+  TensorView topk_ids;      // I32 [T, K]
+  TensorView topk_weights;  // F32 [T, K]
+};
+
+struct RunOptions {
+  bool accumulate = false;  // out[t] += layer(x)[t] (added in fp32, rounded once) instead of out[t] = ...
+};
+
+// Top-k id semantics (all backends):
+//  - an id in [expert_offset, expert_offset + E_local) selects that local expert;
+//  - an id in [0, E) outside the local range adds nothing (expert-parallel partial sum);
+//  - the CPU backend rejects ids outside [0, E), naming the first bad (token, slot, id);
+//  - duplicate ids within one token's top-k are independent slots: each adds its weight × expert output, so an
+//    expert listed twice contributes twice.
+// Tokens none of whose slots hit a local expert get 0 (or keep out[t] with accumulate).
+class Runner {
+ public:
+  explicit Runner(PreparedWeights weights);
+
+  // Exact bytes of workspace that run() needs for up to max_tokens tokens.
+  size_t workspace_size(int64_t max_tokens) const;
+
+  // Computes out = moe(x) (BF16 [T, H], same device as the weights). No allocation, no host synchronization on
+  // the CUDA backend; `stream` is a cudaStream_t (nullptr = default stream), ignored by the CPU backend.
+  void run(const MoeInputs& inputs, TensorView out, void* workspace, size_t workspace_bytes,
+           void* stream = nullptr, RunOptions options = {}) const;
+
+  const PreparedWeights& weights() const { return weights_; }
+
+ private:
+  PreparedWeights weights_;
+  int cpu_threads_ = 1;  // fixed at construction so workspace_size() and run() agree
+};
+
+// Convenience: run() with a workspace from an internal cache (one buffer per device, grown on demand). Requests
+// larger than the cache limit use a one-off buffer that is released after the call.
+void moe_forward(const PreparedWeights& weights, const MoeInputs& inputs, TensorView out, void* stream = nullptr,
+                 RunOptions options = {});
+size_t workspace_cache_bytes();           // bytes currently cached
+void set_workspace_cache_limit(size_t bytes);  // default 1 GiB
+void clear_workspace_cache();
+
+// The backend that kAuto resolves to on this machine, and why (for `fp4moe info`).
+Backend resolve_backend(Backend requested, std::string* reason = nullptr);
+
+}  // namespace fp4moe
