@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: build with every core, run the GPU tests (and the CPU ones), compute-sanitizer
+# memcheck + racecheck on the GPU tests, and the CLI on a preset. Logs go to $OUT (or /tmp/fp4moe-gpu).
+#   scripts/gpu-check.sh [preset]    (default: hopper = sm_90a only, for fast builds on H100/H200)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+preset="${1:-hopper}"
+out="${OUT:-/tmp/fp4moe-gpu}"
+mkdir -p "$out"
+status=0
+step() { echo "== $*"; }
+
+step "device"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$out/device.txt"
+git rev-parse HEAD 2>/dev/null | tee -a "$out/device.txt"
+
+step "build ($preset, $(nproc) jobs)"
+if ! { cmake --preset "$preset" -DPython3_EXECUTABLE="$(command -v python3)" &&
+       cmake --build --preset "$preset" -j "$(nproc)"; } >"$out/build.log" 2>&1; then
+  tail -40 "$out/build.log"
+  exit 1
+fi
+grep -E "spill|stack frame" "$out/build.log" | grep -v " 0 bytes" | head -5
+bin="build/$preset"
+
+step "GPU tests"
+ctest --test-dir "$bin" -L gpu --output-on-failure 2>&1 | tee "$out/ctest-gpu.log" | tail -15
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+grep -q "Skipped" "$out/ctest-gpu.log" && { echo "GPU tests were skipped on a GPU machine"; status=1; }
+
+step "CPU tests"
+ctest --test-dir "$bin" -L cpu -j "$(nproc)" 2>&1 | tee "$out/ctest-cpu.log" | tail -3
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+for tool in memcheck racecheck; do
+  step "compute-sanitizer $tool"
+  compute-sanitizer --tool "$tool" --error-exitcode 3 "$bin/tests/fp4moe_gpu_tests" \
+    --gtest_filter='QuantizeGpu.StridedRows:QuantizeGpu.ZeroRowsIsANoOp' >"$out/sanitizer-$tool.log" 2>&1 || status=1
+  tail -2 "$out/sanitizer-$tool.log"
+done
+
+step "fp4moe CLI"
+"$bin/bin/fp4moe" info | tee "$out/info.txt"
+"$bin/bin/fp4moe" check --preset tiny --tokens 64 | tee "$out/check.txt"
+
+echo "gpu-check: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
+exit $status
