@@ -39,9 +39,15 @@ for tool in memcheck racecheck; do
   tail -2 "$out/sanitizer-$tool.log"
 done
 
-step "fp4moe CLI"
+step "fp4moe CLI: info, and check (cuda vs the CPU reference)"
 "$bin/bin/fp4moe" info | tee "$out/info.txt"
-"$bin/bin/fp4moe" check --preset tiny --tokens 64 | tee "$out/check.txt"
+check() { "$bin/bin/fp4moe" check --backend cuda "$@" >>"$out/check.txt" 2>&1 || { status=1; echo "FAIL: check $*"; }; }
+for mode in w4a16 w4a4; do
+  for act in silu gelu_tanh relu2 swiglu_clamped; do check --preset tiny --tokens 100 --mode $mode --activation $act; done
+  check --preset qwen3-30b-a3b --tokens 257 --mode $mode
+  check --preset gpt-oss-120b --tokens 7 --mode $mode
+done
+grep -E "^(check|backend|PASS|FAIL|error)" "$out/check.txt" | cut -c1-150
 
 echo "gpu-check: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
 exit $status

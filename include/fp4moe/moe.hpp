@@ -63,8 +63,9 @@ class PreparedWeights {
   std::shared_ptr<const Impl> impl_;
 };
 
-// Validates the source against the config and converts it once. `backend` kAuto picks CUDA on a supported GPU when
-// the CUDA MoE path is built, else the CPU. Source tensors must live on the CPU for the CPU backend.
+// Validates the source against the config and converts it once. `backend` kAuto picks CUDA on a GPU of SM80 or newer,
+// else the CPU. All source tensors live on one device: the CPU (any backend) or a CUDA GPU (CUDA backend). The CUDA
+// backend places the prepared weights on the sources' GPU, or on the current device for host sources.
 PreparedWeights prepare_weights(const MoeConfig& config, const MoeWeights& weights, Backend backend = Backend::kAuto);
 
 // Per-call inputs. T = x.shape[0] may be 0.
@@ -83,7 +84,9 @@ struct RunOptions {
 // Top-k id semantics (all backends):
 //  - an id in [expert_offset, expert_offset + E_local) selects that local expert;
 //  - an id in [0, E) outside the local range adds nothing (expert-parallel partial sum);
-//  - the CPU backend rejects ids outside [0, E), naming the first bad (token, slot, id);
+//  - ids outside [0, E): the CPU backend rejects them, naming the first bad (token, slot, id); the CUDA backend
+//    cannot inspect ids on the host without a synchronization, so it treats them as non-local (they add nothing
+//    and are never used to address memory);
 //  - duplicate ids within one token's top-k are independent slots: each adds its weight × expert output, so an
 //    expert listed twice contributes twice.
 // Tokens none of whose slots hit a local expert get 0 (or keep out[t] with accumulate).
@@ -95,7 +98,10 @@ class Runner {
   size_t workspace_size(int64_t max_tokens) const;
 
   // Computes out = moe(x) (BF16 [T, H], same device as the weights). No allocation, no host synchronization on
-  // the CUDA backend; `stream` is a cudaStream_t (nullptr = default stream), ignored by the CPU backend.
+  // the CUDA backend, so the call can be captured in a CUDA graph and replayed with new routing; `stream` is a
+  // cudaStream_t (nullptr = default stream), ignored by the CPU backend. CUDA: x must be 16-byte aligned with a
+  // row stride that is a multiple of 8 elements (4-byte aligned when pre-quantized). Deterministic on both
+  // backends: the same inputs give bitwise-identical output, whatever else is in the batch.
   void run(const MoeInputs& inputs, TensorView out, void* workspace, size_t workspace_bytes,
            void* stream = nullptr, RunOptions options = {}) const;
 

@@ -1,9 +1,13 @@
 // Weight preparation: validates canonical (ModelOpt-style) expert weights and converts them once into the
 // library's own layout. For the CPU backend that is FC1 rows in gate-up order with linear scales, per expert.
+#include <cuda_runtime_api.h>
+
 #include <cmath>
 #include <cstring>
 
 #include "api/prepared.hpp"
+#include "api/staging.hpp"
+#include "cuda/common/cuda_check.hpp"
 #include "fp4moe/error.hpp"
 
 namespace fp4moe {
@@ -141,6 +145,41 @@ void prepare_host(const MoeConfig& c, const MoeWeights& weights, PreparedWeights
   impl.bytes = s.w13.size() + s.w13_scale.size() + s.w2.size() + s.w2_scale.size() + 8 * size_t(el);
 }
 
+MoeWeights stage_to_host(const MoeWeights& weights, HostStaging& staging) {
+  MoeWeights h = weights;
+  for (ExpertGroup& g : h.groups) {
+    for (TensorView* t : {&g.w13, &g.w13_scale, &g.w13_scale_2, &g.w2, &g.w2_scale, &g.w2_scale_2}) {
+      *t = staging.stage(*t);
+    }
+  }
+  return h;
+}
+
+// The CUDA device the weights go to: the sources' device when they live on one, else the current device.
+int target_device(const MoeWeights& weights) {
+  for (const ExpertGroup& g : weights.groups) {
+    if (g.w13.device.kind == DeviceKind::kCuda) return g.w13.device.index;
+  }
+  int current = 0;
+  FP4MOE_CUDA_CHECK(cudaGetDevice(&current));
+  return current;
+}
+
+void upload(PreparedWeights::Impl& impl) {
+  const int dev = impl.device.index;
+  HostWeightStorage& h = impl.host;
+  DeviceWeightStorage& d = impl.cuda;
+  d.w13 = DeviceBuffer(dev, h.w13.size(), h.w13.data());
+  d.w13_scale = DeviceBuffer(dev, h.w13_scale.size(), h.w13_scale.data());
+  d.w2 = DeviceBuffer(dev, h.w2.size(), h.w2.data());
+  d.w2_scale = DeviceBuffer(dev, h.w2_scale.size(), h.w2_scale.data());
+  d.w13_scale_2 = DeviceBuffer(dev, h.w13_scale_2.size() * sizeof(float), h.w13_scale_2.data());
+  d.w2_scale_2 = DeviceBuffer(dev, h.w2_scale_2.size() * sizeof(float), h.w2_scale_2.data());
+  d.experts = {d.w13.as<const uint8_t>(), d.w13_scale.as<const uint8_t>(), d.w13_scale_2.as<const float>(),
+               d.w2.as<const uint8_t>(), d.w2_scale.as<const uint8_t>(), d.w2_scale_2.as<const float>()};
+  h = HostWeightStorage{};  // the staging copy is not needed any more
+}
+
 }  // namespace
 
 int64_t group_expert_count(const ExpertGroup& group) { return group.w13.ndim == 3 ? group.w13.shape[0] : 1; }
@@ -149,8 +188,13 @@ void validate_weights(const MoeConfig& c, const MoeWeights& weights) {
   c.validate();
   FP4MOE_CHECK_ARG(!weights.groups.empty(), "weights.groups", "at least one expert group", "none");
   int64_t total = 0;
+  const Device device = weights.groups[0].w13.device;
   for (size_t gi = 0; gi < weights.groups.size(); ++gi) {
     const ExpertGroup& g = weights.groups[gi];
+    for (const auto& [t, name] : {std::pair{&g.w13, "w13"}, {&g.w13_scale, "w13_scale"}, {&g.w13_scale_2, "w13_scale_2"},
+                                  {&g.w2, "w2"}, {&g.w2_scale, "w2_scale"}, {&g.w2_scale_2, "w2_scale_2"}}) {
+      if (!t->empty()) check_device(*t, tensor_arg(gi, name), device);  // one device for every source tensor
+    }
     FP4MOE_CHECK_ARG(g.w13.ndim == 2 || g.w13.ndim == 3, tensor_arg(gi, "w13"),
                      "a 3-D [n, rows, H/2] or 2-D [rows, H/2] tensor", detail::concat("shape ", shape_string(g.w13)));
     const bool stacked = g.w13.ndim == 3;
@@ -174,16 +218,23 @@ PreparedWeights prepare_weights(const MoeConfig& config, const MoeWeights& weigh
   auto impl = std::make_shared<PreparedWeights::Impl>();
   impl->config = config;
   impl->backend = resolve_backend(backend);
-  impl->device = Device::cpu();
   impl->gs1 = weights.fc1_input_scale > 0 ? global_scale_from_inverse(weights.fc1_input_scale) : 0.0f;
   impl->gs2 = weights.fc2_input_scale > 0 ? global_scale_from_inverse(weights.fc2_input_scale) : 1.0f;
-  prepare_host(config, weights, *impl);
+  HostStaging staging;
+  if (impl->backend == Backend::kCuda) {
+    impl->device = Device::cuda(target_device(weights));
+    prepare_host(config, stage_to_host(weights, staging), *impl);
+  } else {
+    impl->device = Device::cpu();
+    prepare_host(config, weights, *impl);
+  }
   // The scale_2 values came from the caller's memory: check them once here rather than on every call.
   for (int64_t e = 0; e < config.num_local_experts; ++e) {
     const float a = impl->host.w13_scale_2[size_t(e)], b = impl->host.w2_scale_2[size_t(e)];
     FP4MOE_CHECK_ARG(std::isfinite(a) && a > 0, detail::concat("w13_scale_2[", e, "]"), "a finite value > 0", a);
     FP4MOE_CHECK_ARG(std::isfinite(b) && b > 0, detail::concat("w2_scale_2[", e, "]"), "a finite value > 0", b);
   }
+  if (impl->backend == Backend::kCuda) upload(*impl);
   return PreparedWeights(std::move(impl));
 }
 

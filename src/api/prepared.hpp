@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "api/device_buffer.hpp"
+#include "cuda/moe/moe_launch.hpp"
 #include "fp4moe/moe.hpp"
 #include "reference/moe_reference.hpp"
 
@@ -16,13 +18,20 @@ struct HostWeightStorage {
   std::vector<reference::HostExpert> experts;  // pointers into the vectors above
 };
 
+// CUDA backend layout: the host layout above, uploaded once (one allocation per tensor).
+struct DeviceWeightStorage {
+  DeviceBuffer w13, w13_scale, w2, w2_scale, w13_scale_2, w2_scale_2;
+  cuda::DeviceExperts experts;  // pointers into the buffers above
+};
+
 struct PreparedWeights::Impl {
   MoeConfig config;
   Backend backend = Backend::kCpu;
   Device device{};
   float gs1 = 0.0f;  // FC1 activation global scale (1 / fc1_input_scale); 0 = not given
   float gs2 = 1.0f;  // FC2 activation global scale (1 / fc2_input_scale, default 1)
-  HostWeightStorage host;
+  HostWeightStorage host;    // CPU backend (and the staging copy of the CUDA backend, released after upload)
+  DeviceWeightStorage cuda;  // CUDA backend
   size_t bytes = 0;
 };
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "api/prepared.hpp"
+#include "cuda/moe/moe_launch.hpp"
 #include "fp4moe/error.hpp"
 
 namespace fp4moe {
@@ -68,6 +69,34 @@ void check_topk_ids_host(const MoeConfig& c, const int32_t* ids, int64_t tokens)
   }
 }
 
+// The CUDA backend cannot read ids on the host without a synchronization; ids outside [0, E) add nothing there.
+void run_cuda(const PreparedWeights::Impl& w, const MoeInputs& in, bool prequantized, int64_t tokens, TensorView out,
+              void* workspace, size_t workspace_bytes, void* stream, RunOptions options) {
+  cuda::MoeLaunch l;
+  l.config = &w.config;
+  l.experts = w.cuda.experts;
+  l.gs2 = w.gs2;
+  l.tokens = tokens;
+  if (prequantized) {
+    l.x_fp4 = in.x.ptr<const uint8_t>();
+    l.x_scale = in.x_scale.ptr<const uint8_t>();
+    l.gs1 = in.x_global_scale;
+  } else {
+    l.x = in.x.ptr<const uint16_t>();
+    l.x_ld = tokens > 1 ? in.x.strides[0] : w.config.hidden;
+    l.gs1 = w.gs1 > 0 ? w.gs1 : 1.0f;
+  }
+  l.topk_ids = in.topk_ids.ptr<const int32_t>();
+  l.topk_weights = in.topk_weights.ptr<const float>();
+  l.out = out.ptr<uint16_t>();
+  l.out_ld = tokens > 1 ? out.strides[0] : w.config.hidden;
+  l.accumulate = options.accumulate;
+  l.workspace = workspace;
+  l.workspace_bytes = workspace_bytes;
+  DeviceGuard guard(w.device.index);
+  cuda::moe_launch(l, stream);
+}
+
 }  // namespace
 
 Runner::Runner(PreparedWeights weights) : weights_(std::move(weights)), cpu_threads_(omp_get_max_threads()) {
@@ -76,10 +105,11 @@ Runner::Runner(PreparedWeights weights) : weights_(std::move(weights)), cpu_thre
 
 size_t Runner::workspace_size(int64_t max_tokens) const {
   FP4MOE_CHECK_ARG(max_tokens >= 0, "max_tokens", ">= 0", max_tokens);
+  if (weights_.backend() == Backend::kCuda) return cuda::moe_workspace_size(weights_.config(), max_tokens);
   return reference::workspace_size(weights_.config(), max_tokens, cpu_threads_);
 }
 
-void Runner::run(const MoeInputs& inputs, TensorView out, void* workspace, size_t workspace_bytes, void* /*stream*/,
+void Runner::run(const MoeInputs& inputs, TensorView out, void* workspace, size_t workspace_bytes, void* stream,
                  RunOptions options) const {
   const PreparedWeights::Impl& w = weights_.impl();
   const MoeConfig& c = w.config;
@@ -89,6 +119,18 @@ void Runner::run(const MoeInputs& inputs, TensorView out, void* workspace, size_
                    detail::concat(workspace_bytes, " bytes"));
   FP4MOE_CHECK_ARG(workspace != nullptr || need == 0, "workspace", "a buffer", "nullptr");
   if (s.tokens == 0) return;
+  if (!s.prequantized) {
+    FP4MOE_CHECK_ARG(c.mode != Mode::kW4A4 || w.gs1 > 0, "weights.fc1_input_scale",
+                     "a value > 0 (1/gs1) in mode w4a4 with BF16 x", "0 (not given)");
+  }
+  if (w.backend == Backend::kCuda) {
+    // The kernels read x rows with 16-byte vector loads and packed rows with 4-byte loads.
+    check_aligned(inputs.x, "x", s.prequantized ? 4 : 16);
+    const int64_t x_ld = s.tokens > 1 ? inputs.x.strides[0] : c.hidden;
+    FP4MOE_CHECK_ARG(s.prequantized || x_ld % 8 == 0, "x", "a row stride that is a multiple of 8 elements", x_ld);
+    run_cuda(w, inputs, s.prequantized, s.tokens, out, workspace, workspace_bytes, stream, options);
+    return;
+  }
   check_topk_ids_host(c, inputs.topk_ids.ptr<const int32_t>(), s.tokens);
 
   reference::Problem p;
@@ -104,8 +146,6 @@ void Runner::run(const MoeInputs& inputs, TensorView out, void* workspace, size_
     p.x = inputs.x.ptr<const uint16_t>();
     p.x_ld = inputs.x.strides[0];
     p.gs1 = w.gs1;
-    FP4MOE_CHECK_ARG(c.mode != Mode::kW4A4 || w.gs1 > 0, "weights.fc1_input_scale",
-                     "a value > 0 (1/gs1) in mode w4a4 with BF16 x", "0 (not given)");
   }
   p.topk_ids = inputs.topk_ids.ptr<const int32_t>();
   p.topk_weights = inputs.topk_weights.ptr<const float>();

@@ -7,6 +7,7 @@
 #include <functional>
 #include <random>
 
+#include "cuda/common/device_info.hpp"
 #include "fp4moe/error.hpp"
 #include "fp4moe/moe.hpp"
 #include "problem/random_problem.hpp"
@@ -259,10 +260,19 @@ TEST(ApiValidation, WeightErrorsNameTheTensor) {
   expect_error([&] { prepare_weights(c, bad.view(), Backend::kCpu); },
                "argument 'w2_scale_2[3]': expected a finite value > 0, got -1");
   w = layer.view();
-  w.groups[0].w13.device = Device::cuda();
-  expect_error([&] { prepare_weights(c, w, Backend::kCpu); }, "expected memory on cpu, got memory on cuda:0");
-  expect_error([&] { prepare_weights(c, layer.view(), Backend::kCuda); },
-               "argument 'backend': expected cpu or auto (the CUDA MoE path is not part of this build yet), got cuda");
+  w.groups[0].w13.device = Device::cuda();  // every source tensor must live on the same device
+  expect_error([&] { prepare_weights(c, w, Backend::kCpu); },
+               "argument 'weights.groups[0].w13_scale': expected memory on cuda:0, got memory on cpu");
+  for (TensorView* t : {&w.groups[0].w13_scale, &w.groups[0].w13_scale_2, &w.groups[0].w2, &w.groups[0].w2_scale,
+                        &w.groups[0].w2_scale_2}) {
+    t->device = Device::cuda();
+  }
+  expect_error([&] { prepare_weights(c, w, Backend::kCpu); },
+               "argument 'weights.groups[0].w13': expected memory on cpu, got memory on cuda:0");
+  if (survey_gpus().devices.empty()) {
+    expect_error([&] { prepare_weights(c, layer.view(), Backend::kCuda); },
+                 "argument 'backend': expected a machine with a CUDA GPU of SM80 or newer for backend cuda, got no GPU");
+  }
 }
 
 TEST(ApiValidation, InputErrorsNameTheArgument) {

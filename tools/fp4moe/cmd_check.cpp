@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "host_forward.hpp"
 #include "fp4moe/moe.hpp"
 #include "problem.hpp"
 #include "problem/random_problem.hpp"
@@ -18,7 +19,7 @@ struct CheckOptions {
 
 std::vector<uint16_t> run_on(const PreparedWeights& w, const HostInputs& in) {
   std::vector<uint16_t> out(size_t(in.tokens * in.hidden), 0x7FC1);  // poisoned: NaN until written
-  moe_forward(w, in.view(), TensorView(out.data(), DType::kBF16, {in.tokens, in.hidden}));
+  forward_host_tensors(w, in.view(), TensorView(out.data(), DType::kBF16, {in.tokens, in.hidden}));
   return out;
 }
 

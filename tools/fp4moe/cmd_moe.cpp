@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "host_forward.hpp"
 #include "fp4moe/error.hpp"
 #include "fp4moe/moe.hpp"
 #include "fp4moe/safetensors.hpp"
@@ -129,7 +130,7 @@ void run_moe_command(const MoeOptions& o) {
     std::memcpy(out.data(), prev.data, out.size() * 2);
   }
   TensorView out_view(out.data(), DType::kBF16, {std::max<int64_t>(tokens, 0), config.hidden});
-  moe_forward(prepared, inputs, out_view, nullptr, RunOptions{o.accumulate});
+  forward_host_tensors(prepared, inputs, out_view, RunOptions{o.accumulate});
 
   SafetensorsWriter w;
   w.add("out", out_view);

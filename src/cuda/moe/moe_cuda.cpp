@@ -1,0 +1,176 @@
+// The CUDA fused-MoE path on the host side: workspace layout and the launch sequence
+// route → [quantize x (W4A4, BF16 x)] → fc1 → fc2 → combine, all on one stream without host synchronization.
+#include <algorithm>
+
+#include "cuda/combine/combine_launch.hpp"
+#include "cuda/fc1/fc1_launch.hpp"
+#include "cuda/fc2/fc2_launch.hpp"
+#include "cuda/moe/moe_launch.hpp"
+#include "cuda/quantize/quantize_launch.hpp"
+#include "cuda/route/route_launch.hpp"
+#include "fp4moe/error.hpp"
+#include "fp4moe/nvfp4.hpp"
+
+namespace fp4moe::cuda {
+
+namespace {
+
+constexpr size_t kAlign = 256;
+
+// Byte offsets of the workspace sections for T tokens (each section 256-byte aligned).
+struct Layout {
+  size_t keys_in = 0, pairs_in = 0, keys_sorted = 0, pairs_sorted = 0, position = 0, offsets = 0;
+  size_t tiles = 0, num_tiles = 0, sort_temp = 0, sort_temp_bytes = 0;
+  size_t x_fp4 = 0, x_scale = 0;  // W4A4 with BF16 x: x quantized with gs1
+  size_t h = 0, h_scale = 0;      // BF16 h, or NVFP4 h + scales
+  size_t y = 0;
+  size_t total = 0;
+};
+
+Layout make_layout(const MoeConfig& c, int64_t tokens) {
+  const int64_t pairs = tokens * c.top_k;
+  Layout l;
+  size_t at = 0;
+  auto take = [&](size_t bytes) {
+    const size_t here = at;
+    at += (bytes + kAlign - 1) / kAlign * kAlign;
+    return here;
+  };
+  const size_t ints = size_t(pairs) * sizeof(int32_t);
+  l.keys_in = take(ints);
+  l.pairs_in = take(ints);
+  l.keys_sorted = take(ints);
+  l.pairs_sorted = take(ints);
+  l.position = take(ints);
+  l.offsets = take(size_t(c.num_local_experts + 1) * sizeof(int32_t));
+  l.tiles = take(size_t(max_route_tiles(pairs, c.num_local_experts)) * sizeof(RouteTile));
+  l.num_tiles = take(sizeof(int32_t));
+  l.sort_temp_bytes = route_sort_temp_bytes(pairs);
+  l.sort_temp = take(l.sort_temp_bytes);
+  const bool w4a4 = c.mode == Mode::kW4A4;
+  if (w4a4) {
+    l.x_fp4 = take(size_t(tokens * c.hidden / 2));
+    l.x_scale = take(size_t(tokens * c.hidden / kBlockSize));
+    l.h = take(size_t(pairs * c.intermediate / 2));
+    l.h_scale = take(size_t(pairs * c.intermediate / kBlockSize));
+  } else {
+    l.h = take(size_t(pairs * c.intermediate) * sizeof(uint16_t));
+  }
+  l.y = take(size_t(pairs * c.hidden) * sizeof(float));
+  l.total = at;
+  return l;
+}
+
+template <class T>
+T* section(void* base, size_t offset) {
+  return reinterpret_cast<T*>(static_cast<char*>(base) + offset);
+}
+
+}  // namespace
+
+size_t moe_workspace_size(const MoeConfig& config, int64_t max_tokens) {
+  return max_tokens == 0 ? 0 : make_layout(config, max_tokens).total;
+}
+
+void moe_launch(const MoeLaunch& m, void* stream) {
+  const MoeConfig& c = *m.config;
+  if (m.tokens == 0) return;
+  const Layout l = make_layout(c, m.tokens);
+  FP4MOE_CHECK_ARG(m.workspace_bytes >= l.total, "workspace_bytes", detail::concat(">= ", l.total, " bytes"),
+                   detail::concat(m.workspace_bytes, " bytes"));
+  void* ws = m.workspace;
+  const int64_t pairs = m.tokens * c.top_k;
+  const int64_t max_tiles = max_route_tiles(pairs, c.num_local_experts);
+
+  RouteParams route;
+  route.topk_ids = m.topk_ids;
+  route.pairs = pairs;
+  route.num_experts = c.num_experts;
+  route.local_experts = c.num_local_experts;
+  route.expert_offset = c.expert_offset;
+  RouteBuffers& rb = route.buffers;
+  rb.keys_in = section<int32_t>(ws, l.keys_in);
+  rb.pairs_in = section<int32_t>(ws, l.pairs_in);
+  rb.keys_sorted = section<int32_t>(ws, l.keys_sorted);
+  rb.pairs_sorted = section<int32_t>(ws, l.pairs_sorted);
+  rb.offsets = section<int32_t>(ws, l.offsets);
+  rb.position = section<int32_t>(ws, l.position);
+  rb.tiles = section<RouteTile>(ws, l.tiles);
+  rb.num_tiles = section<int32_t>(ws, l.num_tiles);
+  rb.sort_temp = section<void>(ws, l.sort_temp);
+  rb.sort_temp_bytes = l.sort_temp_bytes;
+  route_launch(route, stream);
+
+  const bool w4a4 = c.mode == Mode::kW4A4;
+  const uint8_t* x_fp4 = m.x_fp4;
+  const uint8_t* x_scale = m.x_scale;
+  if (w4a4 && !x_fp4) {
+    QuantizeParams q;
+    q.x = m.x;
+    q.rows = m.tokens;
+    q.k = c.hidden;
+    q.x_ld = m.x_ld;
+    q.global_scale = m.gs1;
+    q.packed = section<uint8_t>(ws, l.x_fp4);
+    q.scales = section<uint8_t>(ws, l.x_scale);
+    launch_quantize_nvfp4(q, stream);
+    x_fp4 = q.packed;
+    x_scale = q.scales;
+  }
+
+  Fc1Params f1;
+  f1.tiles = rb.tiles;
+  f1.num_tiles = rb.num_tiles;
+  f1.pairs_sorted = rb.pairs_sorted;
+  f1.max_tiles = max_tiles;
+  f1.top_k = c.top_k;
+  f1.x = m.x;
+  f1.x_ld = m.x_ld;
+  f1.x_fp4 = w4a4 ? x_fp4 : nullptr;
+  f1.x_scale = w4a4 ? x_scale : nullptr;
+  f1.gs1 = m.gs1;
+  f1.w13 = m.experts.w13;
+  f1.w13_scale = m.experts.w13_scale;
+  f1.w13_scale_2 = m.experts.w13_scale_2;
+  f1.hidden = c.hidden;
+  f1.intermediate = c.intermediate;
+  f1.gated = c.gated();
+  f1.activation = c.activation;
+  f1.swiglu = c.swiglu;
+  f1.fp4_out = w4a4;
+  f1.h = w4a4 ? nullptr : section<uint16_t>(ws, l.h);
+  f1.h_fp4 = w4a4 ? section<uint8_t>(ws, l.h) : nullptr;
+  f1.h_scale = w4a4 ? section<uint8_t>(ws, l.h_scale) : nullptr;
+  f1.gs2 = m.gs2;
+  fc1_launch(f1, stream);
+
+  Fc2Params f2;
+  f2.tiles = rb.tiles;
+  f2.num_tiles = rb.num_tiles;
+  f2.max_tiles = max_tiles;
+  f2.h = f1.h;
+  f2.h_fp4 = f1.h_fp4;
+  f2.h_scale = f1.h_scale;
+  f2.gs2 = m.gs2;
+  f2.w2 = m.experts.w2;
+  f2.w2_scale = m.experts.w2_scale;
+  f2.w2_scale_2 = m.experts.w2_scale_2;
+  f2.hidden = c.hidden;
+  f2.intermediate = c.intermediate;
+  f2.y = section<float>(ws, l.y);
+  fc2_launch(f2, stream);
+
+  CombineParams cb;
+  cb.tokens = m.tokens;
+  cb.top_k = c.top_k;
+  cb.hidden = c.hidden;
+  cb.position = rb.position;
+  cb.topk_weights = m.topk_weights;
+  cb.y = f2.y;
+  cb.out = m.out;
+  cb.out_ld = m.out_ld;
+  cb.accumulate = m.accumulate;
+  combine_launch(cb, stream);
+}
+
+}  // namespace fp4moe::cuda

@@ -1,0 +1,52 @@
+// Launcher of the routing pre-pass: keys → CUB stable radix sort → tiles and positions. No host sync.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <bit>
+#include <cub/device/device_radix_sort.cuh>
+
+#include "cuda/common/cuda_check.hpp"
+#include "cuda/route/route_kernels.cuh"
+
+namespace fp4moe::cuda {
+
+namespace {
+
+unsigned grid_for(int64_t n, int threads) {
+  return unsigned(std::clamp<int64_t>((n + threads - 1) / threads, 1, 4096));
+}
+
+}  // namespace
+
+int64_t max_route_tiles(int64_t pairs, int64_t local_experts) {
+  return std::min(pairs, (pairs + kRouteTileRows - 1) / kRouteTileRows + local_experts);
+}
+
+size_t route_sort_temp_bytes(int64_t pairs) {
+  size_t bytes = 0;
+  FP4MOE_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, bytes, static_cast<const int32_t*>(nullptr),
+                                                    static_cast<int32_t*>(nullptr),
+                                                    static_cast<const int32_t*>(nullptr),
+                                                    static_cast<int32_t*>(nullptr), std::max<int64_t>(pairs, 1)));
+  return bytes;
+}
+
+void route_launch(const RouteParams& p, void* stream_ptr) {
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  if (p.pairs == 0) return;
+  constexpr int kThreads = 256;
+  route_keys_kernel<<<grid_for(p.pairs, kThreads), kThreads, 0, stream>>>(p);
+  FP4MOE_CUDA_CHECK(cudaGetLastError());
+  // Keys lie in [0, E_local]: sorting only their low bits keeps the sort short.
+  const int end_bit = std::max(1, int(std::bit_width(uint64_t(p.local_experts))));
+  size_t temp_bytes = p.buffers.sort_temp_bytes;
+  FP4MOE_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(p.buffers.sort_temp, temp_bytes, p.buffers.keys_in,
+                                                    p.buffers.keys_sorted, p.buffers.pairs_in,
+                                                    p.buffers.pairs_sorted, p.pairs, 0, end_bit, stream));
+  route_tiles_kernel<<<1, kRouteTileThreads, 0, stream>>>(p);
+  FP4MOE_CUDA_CHECK(cudaGetLastError());
+  route_positions_kernel<<<grid_for(p.pairs, kThreads), kThreads, 0, stream>>>(p);
+  FP4MOE_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace fp4moe::cuda
