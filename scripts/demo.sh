@@ -8,4 +8,8 @@ bin=build/release/bin/fp4moe
 $bin info
 $bin check --backend auto --preset qwen3-30b-a3b --tokens 16 --mode w4a16
 $bin check --backend auto --preset qwen3-30b-a3b --tokens 16 --mode w4a4
-$bin bench --backend auto --preset tiny --tokens 1,8,64,512
+if $bin info | grep -q "backend auto -> cuda"; then
+  $bin bench --backend cuda --preset qwen3-30b-a3b --tokens 1,8,64,512,4096 --graph
+else
+  $bin bench --backend cpu --preset tiny --tokens 1,8,64,512
+fi
