@@ -14,10 +14,12 @@ step() { echo "== $*"; }
 
 step "device"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$out/device.txt"
-git rev-parse HEAD 2>/dev/null | tee -a "$out/device.txt"
+echo "commit ${FP4MOE_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}" | tee -a "$out/device.txt"
 
 step "build ($preset, $(nproc) jobs)"
-if ! { cmake --preset "$preset" -DPython3_EXECUTABLE="$(command -v python3)" &&
+# FP4MOE_COMMIT names the commit where the tree arrives without .git (the device tool sends files only).
+if ! { cmake --preset "$preset" -DPython3_EXECUTABLE="$(command -v python3)" \
+         ${FP4MOE_COMMIT:+-DFP4MOE_GIT_COMMIT="$FP4MOE_COMMIT"} &&
        cmake --build --preset "$preset" -j "$(nproc)"; } >"$out/build.log" 2>&1; then
   tail -40 "$out/build.log"
   exit 1
