@@ -5,7 +5,7 @@ import json
 import struct
 
 import numpy as np
-import safetensors
+import safetensors.numpy
 
 ST_DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
@@ -13,11 +13,6 @@ ST_DTYPES = {
     "I16": np.dtype("<i2"), "I8": np.dtype("i1"), "U64": np.dtype("<u8"), "U32": np.dtype("<u4"),
     "U16": np.dtype("<u2"), "U8": np.dtype("u1"), "BOOL": np.dtype("?"),
 }
-# dtype names that the safetensors Rust core (safetensors.serialize_file) understands
-RUST_DTYPE_NAMES = {"BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn", "F32": "float32", "F16": "float16",
-                    "I32": "int32", "U8": "uint8"}
-
-
 def write_st(path, tensors, metadata=None, misalign=False):
     """tensors: list of (name, dtype string, numpy array with the matching storage dtype).
 
@@ -45,14 +40,16 @@ def write_st(path, tensors, metadata=None, misalign=False):
 
 
 def write_st_with_package(path, tensors, metadata=None):
-    """The same, but the file is produced by the safetensors package (its Rust serializer takes raw bytes for
-    any dtype, including bfloat16 and float8_e4m3fn)."""
+    """The same, but the file is produced by the safetensors package's public numpy API (stable across its
+    versions). numpy has no float8: F8_E4M3 tensors are stored as U8 raw bytes, which fp4moe accepts for scales;
+    BF16 tensors are not supported here."""
     flat = {}
     for name, dt, arr in tensors:
-        arr = np.ascontiguousarray(arr, dtype=ST_DTYPES[dt])
-        flat[name] = {"dtype": RUST_DTYPE_NAMES[dt], "shape": list(arr.shape), "data": arr.tobytes()}
+        if dt == "BF16":
+            raise ValueError(f"{name}: BF16 cannot be written through safetensors.numpy")
+        flat[name] = np.ascontiguousarray(arr, dtype=np.uint8 if dt == "F8_E4M3" else ST_DTYPES[dt])
     meta = {str(k): str(v) for k, v in metadata.items()} if metadata else None
-    safetensors.serialize_file(flat, str(path), metadata=meta)
+    safetensors.numpy.save_file(flat, str(path), metadata=meta)
 
 
 def read_st(path):

@@ -279,7 +279,7 @@ def compare_out(out_bits, ref64, tol):
 def check_moe(h, rng):
     x_bits, ids, tw = make_routing(rng)
     inputs = h.path("moe_inputs.safetensors")
-    write_st_with_package(inputs, [("x", "BF16", x_bits), ("topk_ids", "I32", ids), ("topk_weights", "F32", tw)])
+    write_st(inputs, [("x", "BF16", x_bits), ("topk_ids", "I32", ids), ("topk_weights", "F32", tw)])
     # a second copy of the inputs in our own (unaligned) container
     inputs_own = h.path("moe_inputs_own.safetensors")
     write_st(inputs_own, [("topk_weights", "F32", tw), ("x", "BF16", x_bits), ("topk_ids", "I32", ids)],
@@ -300,7 +300,7 @@ def check_moe(h, rng):
         h.check(name, one)
 
     # 2a. silu, gate_up; layer written by the safetensors package
-    moe_case("moe w4a16 silu gate_up (layer by safetensors.serialize_file)", "layer_silu.safetensors",
+    moe_case("moe w4a16 silu gate_up (layer by safetensors.numpy.save_file)", "layer_silu.safetensors",
              write_st_with_package, layer_tensors(silu),
              {"top_k": K, "num_experts": E, "expert_offset": 0, "activation": "silu", "fc1_order": "gate_up",
               "mode": "w4a16", "scale_layout": "linear"},
