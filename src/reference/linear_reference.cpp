@@ -25,68 +25,13 @@
 
 #include "fp4moe/error.hpp"
 #include "fp4moe/nvfp4.hpp"
+#include "reference/cpu_math.hpp"
 
 namespace fp4moe::reference {
 namespace {
 
 constexpr int64_t kChunkRows = 256;  // x rows converted to fp32 at a time (bounds the scratch)
 constexpr int64_t kRowBlock = 8;     // weight rows dequantized together by one task
-constexpr int kLanes = 16;           // independent partial sums of a dot product
-
-int default_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-int thread_index() {
-#if defined(_OPENMP)
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-// E2M1 code → value, from the shared nvfp4.hpp decoder.
-struct E2m1Table {
-  float value[16];
-  E2m1Table() {
-    for (int c = 0; c < 16; ++c) value[c] = e2m1_to_float(uint8_t(c));
-  }
-};
-
-const E2m1Table& e2m1_table() {
-  static const E2m1Table table;
-  return table;
-}
-
-// Packed row of `k` E2M1 codes with linear E4M3 scales → fp32 e2m1(q)·sf (exact; no global scale).
-void dequantize_row(const uint8_t* packed, const uint8_t* scales, int64_t k, float* dst) {
-  const float* lut = e2m1_table().value;
-  for (int64_t b = 0; b < k / kBlockSize; ++b) {
-    const float sf = e4m3_to_float(scales[b]);
-    const uint8_t* q = packed + b * (kBlockSize / 2);
-    float* d = dst + b * kBlockSize;
-    for (int i = 0; i < kBlockSize / 2; ++i) {
-      d[2 * i] = mul_rn(lut[q[i] & 0xf], sf);
-      d[2 * i + 1] = mul_rn(lut[q[i] >> 4], sf);
-    }
-  }
-}
-
-// Σ a[j]·b[j] over n (a multiple of kLanes) in the fixed order described at the top of the file.
-float dot(const float* a, const float* b, int64_t n) {
-  float lane[kLanes] = {};
-  for (int64_t j = 0; j < n; j += kLanes) {
-    for (int l = 0; l < kLanes; ++l) lane[l] = lane[l] + mul_rn(a[j + l], b[j + l]);
-  }
-  for (int width = kLanes / 2; width >= 1; width /= 2) {
-    for (int l = 0; l < width; ++l) lane[l] = lane[l] + lane[l + width];
-  }
-  return lane[0];
-}
 
 // Row m of x as fp32 x̂ (see the top of the file).
 void load_x_row(const LinearProblem& p, int64_t m, float* dst) {
@@ -123,7 +68,7 @@ void run_linear(const LinearProblem& p, int threads) {
   FP4MOE_CHECK((p.x != nullptr) != (p.x_fp4 != nullptr && p.x_scale != nullptr),
                "run_linear: give either BF16 x or pre-quantized x with its scales");
   if (p.m == 0 || p.n == 0) return;
-  if (threads <= 0) threads = default_threads();
+  if (threads <= 0) threads = max_threads();
   const int64_t k = p.k, chunk = std::min(p.m, kChunkRows);
   const int64_t blocks = (p.n + kRowBlock - 1) / kRowBlock;
   std::vector<float> xf(size_t(chunk * k));

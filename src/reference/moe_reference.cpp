@@ -47,6 +47,7 @@
 
 #include "fp4moe/error.hpp"
 #include "fp4moe/nvfp4.hpp"
+#include "reference/cpu_math.hpp"
 
 namespace fp4moe::reference {
 namespace {
@@ -55,42 +56,6 @@ constexpr int64_t kAlign = 64;                     // every workspace section st
 constexpr int64_t kMaxChunkTokens = 256;           // bounds the workspace and keeps the per-chunk buffers warm
 constexpr int64_t kChunkBudgetBytes = 64ll << 20;  // per-chunk buffer budget for very wide layers
 constexpr int64_t kRowBlock = 8;                   // weight rows dequantized together by one task
-constexpr int kLanes = 16;                         // independent partial sums of a dot product
-
-int max_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-int thread_index() {
-#if defined(_OPENMP)
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-// Decoded values of every E2M1 byte pair and every E4M3 byte, built once from the shared nvfp4.hpp conversions.
-struct Tables {
-  float pair[256][2];  // packed byte → (low element, high element)
-  float e4m3[256];
-};
-
-const Tables& tables() {
-  static const Tables t = [] {
-    Tables r{};
-    for (int b = 0; b < 256; ++b) {
-      r.pair[b][0] = e2m1_to_float(uint8_t(b & 0xf));
-      r.pair[b][1] = e2m1_to_float(uint8_t(b >> 4));
-      r.e4m3[b] = e4m3_to_float(uint8_t(b));
-    }
-    return r;
-  }();
-  return t;
-}
 
 int64_t align_up(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
@@ -158,32 +123,6 @@ Buffers carve(const Layout& l, void* workspace) {
           reinterpret_cast<int64_t*>(base + l.cursor), reinterpret_cast<int32_t*>(base + l.pairs),
           reinterpret_cast<float*>(base + l.fc1),      reinterpret_cast<float*>(base + l.y),
           reinterpret_cast<float*>(base + l.rows)};
-}
-
-// Σ a[j]·b[j] over n (a multiple of kLanes) in the fixed order described at the top of the file.
-float dot(const float* a, const float* b, int64_t n) {
-  float lane[kLanes] = {};
-  for (int64_t j = 0; j < n; j += kLanes) {
-    for (int l = 0; l < kLanes; ++l) lane[l] = lane[l] + mul_rn(a[j + l], b[j + l]);
-  }
-  for (int width = kLanes / 2; width >= 1; width /= 2) {
-    for (int l = 0; l < width; ++l) lane[l] = lane[l] + lane[l + width];
-  }
-  return lane[0];
-}
-
-// Row of `cols` packed E2M1 codes with linear E4M3 scales → fp32 e2m1(q)·sf (exact; no global scale).
-void dequantize_row(const uint8_t* packed, const uint8_t* scales, int64_t cols, float* dst) {
-  const Tables& t = tables();
-  for (int64_t b = 0; b < cols / kBlockSize; ++b) {
-    const float sf = t.e4m3[scales[b]];
-    const uint8_t* q = packed + b * (kBlockSize / 2);
-    float* d = dst + b * kBlockSize;
-    for (int i = 0; i < kBlockSize / 2; ++i) {
-      d[2 * i] = mul_rn(t.pair[q[i]][0], sf);
-      d[2 * i + 1] = mul_rn(t.pair[q[i]][1], sf);
-    }
-  }
 }
 
 // Quantizes 16 fp32 values per §2 and writes back their dequantized-without-global-scale values e2m1(q)·sf.

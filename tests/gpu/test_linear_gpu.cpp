@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "linear_test_util.hpp"
 #include "fp4moe/error.hpp"
 #include "fp4moe/linear.hpp"
 #include "gpu/gpu_test_util.hpp"
@@ -22,58 +23,7 @@ namespace {
 
 using testing::DeviceBuffer;
 
-constexpr uint16_t kPoison = 0x7FC1;  // a BF16 NaN
-
-uint64_t fresh_seed() { return (uint64_t(std::random_device{}()) << 32) | std::random_device{}(); }
-
-// Weights in host memory: packed [N, K/2], linear E4M3 scales [N, K/16], weight_scale_2 = 1/gsW.
-struct HostLinear {
-  int64_t n = 0, k = 0;
-  std::vector<uint8_t> w, w_scale;
-  float weight_scale_2 = 1.0f;
-
-  LinearWeights view() const {
-    return {TensorView(w.data(), DType::kU8, {n, k / 2}), TensorView(w_scale.data(), DType::kE4M3, {n, k / 16}),
-            TensorView(&weight_scale_2, DType::kF32, {1}), ScaleLayout::kLinear};
-  }
-};
-
-// W quantized from N(0, 0.02²) with gs = 448·6 / amax.
-HostLinear random_linear(int64_t n, int64_t k, std::mt19937_64& rng) {
-  std::normal_distribution<float> dist(0.0f, 0.02f);
-  std::vector<float> v(size_t(n * k));
-  for (float& f : v) f = dist(rng);
-  const float gs = auto_global_scale(v.data(), n * k);
-  Nvfp4Matrix q = quantize_matrix(v.data(), n, k, gs);
-  return {n, k, std::move(q.packed), std::move(q.scales), 1.0f / gs};
-}
-
-// x ~ N(0, 1) as BF16 [M, K] with row stride ld; the gaps between rows are poison.
-std::vector<uint16_t> random_x(int64_t m, int64_t k, int64_t ld, std::mt19937_64& rng) {
-  std::normal_distribution<float> dist;
-  std::vector<uint16_t> x(size_t(m * ld), kPoison);
-  for (int64_t r = 0; r < m; ++r) {
-    for (int64_t j = 0; j < k; ++j) x[size_t(r * ld + j)] = float_to_bf16(dist(rng));
-  }
-  return x;
-}
-
-// x quantized per spec §2 with gs = 448·6 / amax(x): codes [M, K/2], linear scales [M, K/16].
-struct QuantizedX {
-  std::vector<uint8_t> q, sf;
-  float gs = 1.0f;
-};
-
-QuantizedX quantize_x(const std::vector<uint16_t>& x, int64_t m, int64_t k) {
-  std::vector<float> xf(x.size());
-  for (size_t i = 0; i < x.size(); ++i) xf[i] = bf16_to_float(x[i]);
-  QuantizedX r;
-  r.gs = auto_global_scale(xf.data(), int64_t(xf.size()));
-  r.q.resize(size_t(m * k / 2));
-  r.sf.resize(size_t(m * k / 16));
-  quantize_rows(xf.data(), m, k, k, r.gs, r.q.data(), r.sf.data());
-  return r;
-}
+using namespace linear_test;
 
 // The inputs of one call, on the host and copied to the device (views for both).
 struct Inputs {
