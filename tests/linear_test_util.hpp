@@ -1,12 +1,15 @@
 // Helpers shared by the CPU and GPU tests of the dense NVFP4 linear layer: random weights and inputs.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <random>
 #include <vector>
 
 #include "fp4moe/format.hpp"
 #include "fp4moe/linear.hpp"
+#include "problem/random_problem.hpp"
 
 namespace fp4moe::linear_test {
 
@@ -62,5 +65,25 @@ inline QuantizedX quantize_x(const std::vector<uint16_t>& x, int64_t m, int64_t 
   quantize_rows(xf.data(), m, k, k, r.gs, r.q.data(), r.sf.data());
   return r;
 }
+
+inline bool any_nonzero(const std::vector<uint16_t>& v) {
+  for (uint16_t b : v) {
+    if ((b & 0x7FFF) != 0) return true;
+  }
+  return false;
+}
+
+// BF16 outputs agree within spec §6 (rel L2 <= 1e-3), all finite, the reference not all zero.
+inline void expect_close(const std::vector<uint16_t>& actual, const std::vector<uint16_t>& expected) {
+  ASSERT_EQ(actual.size(), expected.size());
+  const ErrorStats s = compare_bf16(actual.data(), expected.data(), int64_t(actual.size()));
+  EXPECT_EQ(s.nonfinite, 0);
+  EXPECT_LE(s.rel_l2, 1e-3) << "max_abs " << s.max_abs;
+  EXPECT_TRUE(any_nonzero(expected)) << "degenerate problem: all-zero reference";
+}
+
+struct GemmShape {
+  int64_t m, n, k;
+};
 
 }  // namespace fp4moe::linear_test

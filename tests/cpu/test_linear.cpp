@@ -82,31 +82,13 @@ std::vector<uint16_t> run_linear(const PreparedLinear& p, const LinearInputs& in
   return result;
 }
 
-bool any_nonzero(const std::vector<uint16_t>& v) {
-  for (uint16_t b : v) {
-    if ((b & 0x7FFF) != 0) return true;
-  }
-  return false;
-}
-
-void expect_close(const std::vector<uint16_t>& actual, const std::vector<uint16_t>& expected) {
-  ASSERT_EQ(actual.size(), expected.size());
-  const ErrorStats s = compare_bf16(actual.data(), expected.data(), int64_t(actual.size()));
-  EXPECT_EQ(s.nonfinite, 0);
-  EXPECT_LE(s.rel_l2, 1e-3) << "max_abs " << s.max_abs;
-  EXPECT_TRUE(any_nonzero(expected)) << "degenerate problem: all-zero reference";
-}
-
-struct Shape {
-  int64_t m, n, k;
-};
-const Shape kShapes[] = {{1, 8, 16}, {5, 37, 64}, {33, 130, 272}, {17, 256, 1024}, {300, 24, 48}};
+const GemmShape kShapes[] = {{1, 8, 16}, {5, 37, 64}, {33, 130, 272}, {17, 256, 1024}, {300, 24, 48}};
 
 TEST(LinearCpu, MatchesFp64ModelWithBf16X) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   std::mt19937_64 rng(seed);
-  for (const Shape& s : kShapes) {
+  for (const GemmShape& s : kShapes) {
     SCOPED_TRACE(::testing::Message() << "M=" << s.m << " N=" << s.n << " K=" << s.k);
     const HostLinear w = random_linear(s.n, s.k, rng);
     const std::vector<uint16_t> x = random_x(s.m, s.k, s.k, rng);
@@ -122,7 +104,7 @@ TEST(LinearCpu, MatchesFp64ModelWithPrequantizedX) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   std::mt19937_64 rng(seed);
-  for (const Shape& s : kShapes) {
+  for (const GemmShape& s : kShapes) {
     SCOPED_TRACE(::testing::Message() << "M=" << s.m << " N=" << s.n << " K=" << s.k);
     const HostLinear w = random_linear(s.n, s.k, rng);
     const QuantizedX qx = quantize_x(random_x(s.m, s.k, s.k, rng), s.m, s.k);

@@ -6,8 +6,6 @@
 // Roofline: reads w13 once per tile row-block (2I·H/2 bytes per expert per 64 rows), 2·64·2I·H flops per tile.
 #pragma once
 
-#include <type_traits>
-
 #include "cuda/fc1/activation.cuh"
 #include "cuda/fc1/fc1_launch.hpp"
 #include "cuda/gemm/tile_gemm.cuh"
@@ -22,44 +20,22 @@ struct Fc1Columns {
 // A rows: the x row of the token of each sorted pair of the tile.
 template <bool kFp4A>
 __device__ __forceinline__ auto fc1_a_loader(const Fc1Params& p, const RouteTile& tile) {
-  using Loader = std::conditional_t<kFp4A, Fp4Rows, Bf16Rows>;
-  Loader a;
-#pragma unroll
-  for (int i = 0; i < TileShape::kChunksPerThread; ++i) {
-    const int r = chunk_row(i);
-    const bool valid = r < tile.row_end - tile.row_begin;
-    const int64_t token = valid ? p.pairs_sorted[tile.row_begin + r] / p.top_k : 0;
-    if constexpr (kFp4A) {
-      a.packed[i] = valid ? p.x_fp4 + token * (p.hidden / 2) : nullptr;
-      a.scale[i] = p.x_scale + token * (p.hidden / kBlockSize);
-    } else {
-      a.row[i] = valid ? p.x + token * p.x_ld : nullptr;
-    }
-  }
-  return a;
+  const RowSource src{p.x, p.x_ld, p.x_fp4, p.x_scale, p.hidden};
+  return make_row_loader<kFp4A>(src, [&](int r) -> int64_t {
+    return r < tile.row_end - tile.row_begin ? p.pairs_sorted[tile.row_begin + r] / p.top_k : -1;
+  });
 }
 
 // B rows: gated tiles take 16 gate rows then the 16 matching up rows for each warp column.
 template <bool kGated>
 __device__ __forceinline__ Fp4Rows fc1_b_loader(const Fc1Params& p, int64_t expert, int64_t n0) {
-  Fp4Rows b;
   const int64_t fc1_rows = kGated ? 2 * p.intermediate : p.intermediate;
-#pragma unroll
-  for (int i = 0; i < TileShape::kChunksPerThread; ++i) {
-    const int r = chunk_row(i);
-    int64_t col, row;
-    if constexpr (kGated) {
-      col = n0 + (r / 32) * 16 + (r % 16);
-      row = (r % 32) < 16 ? col : p.intermediate + col;
-    } else {
-      col = n0 + r;
-      row = col;
-    }
-    const int64_t w_row = expert * fc1_rows + row;
-    b.packed[i] = col < p.intermediate ? p.w13 + w_row * (p.hidden / 2) : nullptr;
-    b.scale[i] = p.w13_scale + w_row * (p.hidden / kBlockSize);
-  }
-  return b;
+  const RowSource src{nullptr, 0, p.w13, p.w13_scale, p.hidden};
+  return make_row_loader<true>(src, [&](int r) -> int64_t {
+    const int64_t col = kGated ? n0 + (r / 32) * 16 + (r % 16) : n0 + r;
+    const int64_t row = kGated && (r % 32) >= 16 ? p.intermediate + col : col;
+    return col < p.intermediate ? expert * fc1_rows + row : -1;
+  });
 }
 
 // Output column of accumulator (j, f) of this thread, and the accumulator pair that feeds it.
@@ -132,7 +108,7 @@ __device__ void fc1_epilogue(const Fc1Params& p, const RouteTile& tile, int64_t 
 }
 
 template <bool kGated, bool kFp4A>
-__global__ void __launch_bounds__(TileShape::kThreads) fc1_kernel(Fc1Params p) {
+__global__ void __launch_bounds__(TileShape::kThreads, 1) fc1_kernel(Fc1Params p) {
   __shared__ TileSmem smem;
   if (int64_t(blockIdx.x) >= *p.num_tiles) return;  // the grid is sized for the worst case routing
   const RouteTile tile = p.tiles[blockIdx.x];

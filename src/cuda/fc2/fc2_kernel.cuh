@@ -4,42 +4,24 @@
 // Roofline: reads w2 (H·I/2 bytes per expert per 64 rows) and h; writes 4·H bytes per routed row.
 #pragma once
 
-#include <type_traits>
-
 #include "cuda/fc2/fc2_launch.hpp"
 #include "cuda/gemm/tile_gemm.cuh"
 
 namespace fp4moe::cuda {
 
+// A rows: h of the tile's sorted rows (contiguous).
 template <bool kFp4A>
 __device__ __forceinline__ auto fc2_a_loader(const Fc2Params& p, const RouteTile& tile) {
-  using Loader = std::conditional_t<kFp4A, Fp4Rows, Bf16Rows>;
-  Loader a;
-#pragma unroll
-  for (int i = 0; i < TileShape::kChunksPerThread; ++i) {
-    const int r = chunk_row(i);
-    const bool valid = r < tile.row_end - tile.row_begin;
-    const int64_t row = tile.row_begin + r;
-    if constexpr (kFp4A) {
-      a.packed[i] = valid ? p.h_fp4 + row * (p.intermediate / 2) : nullptr;
-      a.scale[i] = p.h_scale + row * (p.intermediate / kBlockSize);
-    } else {
-      a.row[i] = valid ? p.h + row * p.intermediate : nullptr;
-    }
-  }
-  return a;
+  const RowSource src{p.h, p.intermediate, p.h_fp4, p.h_scale, p.intermediate};
+  return make_row_loader<kFp4A>(src, [&](int r) -> int64_t {
+    return r < tile.row_end - tile.row_begin ? tile.row_begin + r : -1;
+  });
 }
 
+// B rows: rows n0.. of the expert's w2.
 __device__ __forceinline__ Fp4Rows fc2_b_loader(const Fc2Params& p, int64_t expert, int64_t n0) {
-  Fp4Rows b;
-#pragma unroll
-  for (int i = 0; i < TileShape::kChunksPerThread; ++i) {
-    const int64_t n = n0 + chunk_row(i);
-    const int64_t w_row = expert * p.hidden + n;
-    b.packed[i] = n < p.hidden ? p.w2 + w_row * (p.intermediate / 2) : nullptr;
-    b.scale[i] = p.w2_scale + w_row * (p.intermediate / kBlockSize);
-  }
-  return b;
+  const RowSource src{nullptr, 0, p.w2, p.w2_scale, p.intermediate};
+  return make_row_loader<true>(src, [&](int r) -> int64_t { return n0 + r < p.hidden ? expert * p.hidden + n0 + r : -1; });
 }
 
 template <bool kFp4A>

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/common/ptx.cuh"
 #include "fp4moe/nvfp4.hpp"
@@ -66,6 +67,33 @@ struct Fp4Rows {
 // Tile row and first column of the i-th 16-byte chunk this thread loads.
 __device__ __forceinline__ int chunk_row(int i) { return int(threadIdx.x) / (TileShape::kK / 8) + i * TileShape::kRowsPerPass; }
 __device__ __forceinline__ int chunk_col() { return (int(threadIdx.x) % (TileShape::kK / 8)) * 8; }
+
+// Where a GEMM operand's rows live: BF16 rows (bf16 + row·ld) or NVFP4 rows (fp4 + row·k/2 codes,
+// scale + row·k/16 linear E4M3 scales).
+struct RowSource {
+  const uint16_t* bf16 = nullptr;
+  int64_t ld = 0;
+  const uint8_t* fp4 = nullptr;
+  const uint8_t* scale = nullptr;
+  int64_t k = 0;
+};
+
+// The loader of the rows this thread stages: tile row r reads source row row_of(r), or zeros when it is < 0.
+template <bool kFp4, class RowOf>
+__device__ __forceinline__ auto make_row_loader(const RowSource& src, RowOf row_of) {
+  std::conditional_t<kFp4, Fp4Rows, Bf16Rows> loader;
+#pragma unroll
+  for (int i = 0; i < TileShape::kChunksPerThread; ++i) {
+    const int64_t row = row_of(chunk_row(i));
+    if constexpr (kFp4) {
+      loader.packed[i] = row >= 0 ? src.fp4 + row * (src.k / 2) : nullptr;
+      loader.scale[i] = src.scale + (row >= 0 ? row : 0) * (src.k / kBlockSize);
+    } else {
+      loader.row[i] = row >= 0 ? src.bf16 + row * src.ld : nullptr;
+    }
+  }
+  return loader;
+}
 
 template <class Loader>
 __device__ __forceinline__ void stage_tile(const Loader& src, uint16_t (*dst)[TileShape::kStride], int64_t k0, int64_t k) {

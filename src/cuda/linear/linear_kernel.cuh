@@ -3,8 +3,6 @@
 // Roofline: N·K/2·(1 + 1/8) weight bytes + M·K·2 + M·N·2 activation bytes; 2·M·N·K flops.
 #pragma once
 
-#include <type_traits>
-
 #include "cuda/gemm/tile_gemm.cuh"
 #include "cuda/linear/linear_launch.hpp"
 
@@ -14,20 +12,10 @@ template <bool kFp4A>
 __global__ void __launch_bounds__(TileShape::kThreads) linear_kernel(LinearLaunch p) {
   __shared__ TileSmem smem;
   const int64_t m0 = int64_t(blockIdx.x) * TileShape::kM, n0 = int64_t(blockIdx.y) * TileShape::kN;
-  std::conditional_t<kFp4A, Fp4Rows, Bf16Rows> a;
-  Fp4Rows b;
-#pragma unroll
-  for (int i = 0; i < TileShape::kChunksPerThread; ++i) {
-    const int64_t m = m0 + chunk_row(i), n = n0 + chunk_row(i);
-    if constexpr (kFp4A) {
-      a.packed[i] = m < p.m ? p.x_fp4 + m * (p.k / 2) : nullptr;
-      a.scale[i] = p.x_scale + m * (p.k / kBlockSize);
-    } else {
-      a.row[i] = m < p.m ? p.x + m * p.x_ld : nullptr;
-    }
-    b.packed[i] = n < p.n ? p.w + n * (p.k / 2) : nullptr;
-    b.scale[i] = p.w_scale + n * (p.k / kBlockSize);
-  }
+  const RowSource x_src{p.x, p.x_ld, p.x_fp4, p.x_scale, p.k};
+  const RowSource w_src{nullptr, 0, p.w, p.w_scale, p.k};
+  const auto a = make_row_loader<kFp4A>(x_src, [&](int r) -> int64_t { return m0 + r < p.m ? m0 + r : -1; });
+  const auto b = make_row_loader<true>(w_src, [&](int r) -> int64_t { return n0 + r < p.n ? n0 + r : -1; });
   Accum acc;
   tile_mainloop(a, b, p.k, smem, acc);
 #pragma unroll
