@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "test_util.hpp"
 #include "fp4moe/format.hpp"
 #include "fp4moe/linear.hpp"
 #include "problem/random_problem.hpp"
@@ -15,7 +16,7 @@ namespace fp4moe::linear_test {
 
 constexpr uint16_t kPoison = 0x7FC1;
 
-inline uint64_t fresh_seed() { return (uint64_t(std::random_device{}()) << 32) | std::random_device{}(); }
+using testing::fresh_seed;
 
 // Weights owned in host memory: packed [N, K/2], linear E4M3 scales [N, K/16], weight_scale_2 = 1/gsW.
 struct HostLinear {
@@ -85,5 +86,26 @@ inline void expect_close(const std::vector<uint16_t>& actual, const std::vector<
 struct GemmShape {
   int64_t m, n, k;
 };
+
+// Checks that every element of the [M, N] output (row stride ld) was written and no gap element was; returns the
+// [M, N] part.
+inline std::vector<uint16_t> check_written(const std::vector<uint16_t>& buf, int64_t m, int64_t n, int64_t ld) {
+  std::vector<uint16_t> result(size_t(m * n));
+  int64_t unwritten = 0, gap_written = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < ld; ++j) {
+      const uint16_t v = buf[size_t(i * ld + j)];
+      if (j < n) {
+        unwritten += v == kPoison;
+        result[size_t(i * n + j)] = v;
+      } else {
+        gap_written += v != kPoison;
+      }
+    }
+  }
+  EXPECT_EQ(unwritten, 0) << "output elements left unwritten";
+  EXPECT_EQ(gap_written, 0) << "elements between output rows overwritten";
+  return result;
+}
 
 }  // namespace fp4moe::linear_test

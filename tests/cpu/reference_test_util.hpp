@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "test_util.hpp"
 #include "fp4moe/nvfp4.hpp"
 #include "naive_moe.hpp"
 #include "reference/moe_reference.hpp"
@@ -31,11 +32,7 @@ namespace ref = fp4moe::reference;
 
 inline constexpr uint16_t kPoison = 0x7FC1;  // a BF16 NaN: any element the reference fails to write stays NaN
 
-inline uint64_t fresh_seed() {
-  if (const char* s = std::getenv("FP4MOE_TEST_SEED")) return std::strtoull(s, nullptr, 10);
-  std::random_device rd;
-  return (uint64_t(rd()) << 32) ^ rd();
-}
+using fp4moe::testing::fresh_seed;
 
 // Declares `Rng name` seeded afresh, with the seed in the failure trace (FP4MOE_TEST_SEED=<seed> replays it).
 #define SEEDED_RNG(name)                                           \

@@ -7,6 +7,7 @@
 #include <functional>
 #include <random>
 
+#include "test_util.hpp"
 #include "cuda/common/device_info.hpp"
 #include "fp4moe/error.hpp"
 #include "fp4moe/moe.hpp"
@@ -15,7 +16,7 @@
 namespace fp4moe {
 namespace {
 
-uint64_t fresh_seed() { return (uint64_t(std::random_device{}()) << 32) | std::random_device{}(); }
+using testing::fresh_seed;
 
 MoeConfig tiny_config(Mode mode = Mode::kW4A16) {
   MoeConfig c = config_from_preset(find_preset("tiny"), mode);
@@ -210,14 +211,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, ApiTest, ::testing::Values(Mode::kW4A16, Mode::k
 
 // ---- validation messages ----
 
-void expect_error(const std::function<void()>& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one containing: " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what();
-  }
-}
+using testing::expect_error;
 
 TEST(ApiValidation, ConfigErrorsNameTheField) {
   MoeConfig c = tiny_config();

@@ -6,13 +6,14 @@
 #include <random>
 #include <set>
 
+#include "test_util.hpp"
 #include "fp4moe/format.hpp"
 #include "fp4moe/nvfp4.hpp"
 
 namespace fp4moe {
 namespace {
 
-uint64_t fresh_seed() { return (uint64_t(std::random_device{}()) << 32) | std::random_device{}(); }
+using testing::fresh_seed;
 
 // ---- E2M1 ----
 

@@ -64,22 +64,7 @@ std::vector<uint16_t> run_linear(const PreparedLinear& p, const LinearInputs& in
   TensorView out(buf.data(), DType::kBF16, {m, n});
   out.strides[0] = out_ld;
   linear_forward(p, in, out);
-  std::vector<uint16_t> result(size_t(m * n));
-  int64_t unwritten = 0, gap_written = 0;
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < out_ld; ++j) {
-      const uint16_t v = buf[size_t(i * out_ld + j)];
-      if (j < n) {
-        unwritten += v == kPoison;
-        result[size_t(i * n + j)] = v;
-      } else {
-        gap_written += v != kPoison;
-      }
-    }
-  }
-  EXPECT_EQ(unwritten, 0) << "output elements left unwritten";
-  EXPECT_EQ(gap_written, 0) << "elements between output rows overwritten";
-  return result;
+  return check_written(buf, m, n, out_ld);
 }
 
 const GemmShape kShapes[] = {{1, 8, 16}, {5, 37, 64}, {33, 130, 272}, {17, 256, 1024}, {300, 24, 48}};
@@ -259,14 +244,7 @@ TEST(LinearCpu, PreparedAccessors) {
 
 // ---- validation messages ----
 
-void expect_error(const std::function<void()>& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one containing: " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what();
-  }
-}
+using testing::expect_error;
 
 TEST(LinearValidation, WeightErrorsNameTheArgument) {
   std::mt19937_64 rng(fresh_seed());

@@ -22,14 +22,13 @@
 #include <string>
 #include <vector>
 
+#include "test_util.hpp"
 #include "fp4moe/format.hpp"
 #include "fp4moe/moe.hpp"
 #include "gpu/gpu_test_util.hpp"
 #include "problem/random_problem.hpp"
 
 namespace fp4moe::testing {
-
-inline uint64_t fresh_seed() { return (uint64_t(std::random_device{}()) << 32) | std::random_device{}(); }
 
 // ---- configurations -------------------------------------------------------------------------------------------------
 

@@ -53,27 +53,6 @@ Inputs prequantized_inputs(const QuantizedX& qx, int64_t m, int64_t k, Device de
   return in;
 }
 
-// Checks that every element of the [M, N] output (row stride ld) was written and no gap element was; returns the
-// [M, N] part.
-std::vector<uint16_t> check_written(const std::vector<uint16_t>& buf, int64_t m, int64_t n, int64_t ld) {
-  std::vector<uint16_t> result(size_t(m * n));
-  int64_t unwritten = 0, gap_written = 0;
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < ld; ++j) {
-      const uint16_t v = buf[size_t(i * ld + j)];
-      if (j < n) {
-        unwritten += v == kPoison;
-        result[size_t(i * n + j)] = v;
-      } else {
-        gap_written += v != kPoison;
-      }
-    }
-  }
-  EXPECT_EQ(unwritten, 0) << "output elements left unwritten";
-  EXPECT_EQ(gap_written, 0) << "elements between output rows overwritten";
-  return result;
-}
-
 std::vector<uint16_t> run_cpu(const PreparedLinear& p, const LinearInputs& in, int64_t m) {
   std::vector<uint16_t> out(size_t(m * p.out_features()), kPoison);
   linear_forward(p, in, TensorView(out.data(), DType::kBF16, {m, p.out_features()}));
@@ -201,14 +180,7 @@ TEST(LinearGpu, ZeroRowsIsANoOp) {
   for (uint16_t v : sentinel.to_host<uint16_t>()) EXPECT_EQ(v, 0x1234);
 }
 
-void expect_error(const std::function<void()>& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one containing: " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what();
-  }
-}
+using testing::expect_error;
 
 TEST(LinearGpu, InputsMustBeOnTheWeightsDeviceAndAligned) {
   FP4MOE_REQUIRE_GPU();

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "test_util.hpp"
 #include "fp4moe/error.hpp"
 #include "fp4moe/quantize.hpp"
 #include "gpu/gpu_test_util.hpp"
@@ -14,7 +15,7 @@ namespace {
 
 using testing::DeviceBuffer;
 
-uint64_t fresh_seed() { return (uint64_t(std::random_device{}()) << 32) | std::random_device{}(); }
+using testing::fresh_seed;
 
 enum class Fill { kNormal, kWideRange, kGridTies, kZerosAndSigns };
 
@@ -126,14 +127,7 @@ TEST(QuantizeGpu, ZeroRowsIsANoOp) {
 TEST(QuantizeGpuValidation, RejectsHostMemoryAndBadShapes) {
   std::vector<uint16_t> x(64);
   std::vector<uint8_t> p(32), s(4);
-  auto expect_error = [](auto&& fn, const std::string& needle) {
-    try {
-      fn();
-      ADD_FAILURE() << "no error, expected one containing: " << needle;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
+  using testing::expect_error;
   expect_error([&] {
     quantize_nvfp4_cuda(TensorView(x.data(), DType::kBF16, {1, 64}), 1.0f, TensorView(p.data(), DType::kU8, {1, 32}),
                         TensorView(s.data(), DType::kE4M3, {1, 4}), ScaleLayout::kLinear);
