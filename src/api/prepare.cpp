@@ -8,6 +8,7 @@
 #include "api/prepared.hpp"
 #include "api/staging.hpp"
 #include "cuda/common/cuda_check.hpp"
+#include "format/fragment_layout.hpp"
 #include "fp4moe/error.hpp"
 
 namespace fp4moe {
@@ -165,18 +166,41 @@ int target_device(const MoeWeights& weights) {
   return current;
 }
 
+// One matrix of every expert (linear host storage, `rows` × `k` each) → fragment tiles in one device allocation,
+// packed one expert at a time so the host never holds a second full copy.
+cuda::FragMatrix upload_fragments(int dev, const std::vector<uint8_t>& codes, const std::vector<uint8_t>& scales,
+                                  int64_t experts, int64_t rows, int64_t k, int64_t row_align, DeviceBuffer& dcodes,
+                                  DeviceBuffer& dscales) {
+  const format::FragShape shape = format::frag_shape(rows, k, row_align);
+  const size_t cb = size_t(shape.code_bytes()), sb = size_t(shape.scale_bytes());
+  dcodes = DeviceBuffer(dev, cb * size_t(experts));
+  dscales = DeviceBuffer(dev, sb * size_t(experts));
+  std::vector<uint8_t> tile_codes(cb), tile_scales(sb);
+  for (int64_t e = 0; e < experts; ++e) {
+    format::pack_fragment_tiles(codes.data() + e * rows * k / 2, scales.data() + e * rows * k / kBlockSize, shape,
+                                tile_codes.data(), tile_scales.data());
+    FP4MOE_CUDA_CHECK(cudaMemcpy(dcodes.as<uint8_t>() + cb * size_t(e), tile_codes.data(), cb, cudaMemcpyHostToDevice));
+    FP4MOE_CUDA_CHECK(cudaMemcpy(dscales.as<uint8_t>() + sb * size_t(e), tile_scales.data(), sb, cudaMemcpyHostToDevice));
+  }
+  return {dcodes.as<const uint8_t>(), dscales.as<const uint8_t>(), shape.row_tiles, shape.k_tiles};
+}
+
 void upload(PreparedWeights::Impl& impl) {
   const int dev = impl.device.index;
+  const MoeConfig& c = impl.config;
+  const int64_t el = c.num_local_experts;
   HostWeightStorage& h = impl.host;
   DeviceWeightStorage& d = impl.cuda;
-  d.w13 = DeviceBuffer(dev, h.w13.size(), h.w13.data());
-  d.w13_scale = DeviceBuffer(dev, h.w13_scale.size(), h.w13_scale.data());
-  d.w2 = DeviceBuffer(dev, h.w2.size(), h.w2.data());
-  d.w2_scale = DeviceBuffer(dev, h.w2_scale.size(), h.w2_scale.data());
+  DeviceGuard guard(dev);
+  d.experts.w13 = upload_fragments(dev, h.w13, h.w13_scale, el, c.fc1_rows(), c.hidden, cuda::fc1_row_align(c.gated()),
+                                   d.w13, d.w13_scale);
+  d.experts.w2 = upload_fragments(dev, h.w2, h.w2_scale, el, c.hidden, c.intermediate, cuda::kFc2RowAlign, d.w2,
+                                  d.w2_scale);
   d.w13_scale_2 = DeviceBuffer(dev, h.w13_scale_2.size() * sizeof(float), h.w13_scale_2.data());
   d.w2_scale_2 = DeviceBuffer(dev, h.w2_scale_2.size() * sizeof(float), h.w2_scale_2.data());
-  d.experts = {d.w13.as<const uint8_t>(), d.w13_scale.as<const uint8_t>(), d.w13_scale_2.as<const float>(),
-               d.w2.as<const uint8_t>(), d.w2_scale.as<const uint8_t>(), d.w2_scale_2.as<const float>()};
+  d.experts.w13_scale_2 = d.w13_scale_2.as<const float>();
+  d.experts.w2_scale_2 = d.w2_scale_2.as<const float>();
+  impl.bytes = d.w13.bytes() + d.w13_scale.bytes() + d.w2.bytes() + d.w2_scale.bytes() + 8 * size_t(el);
   h = HostWeightStorage{};  // the staging copy is not needed any more
 }
 

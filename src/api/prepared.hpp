@@ -18,7 +18,8 @@ struct HostWeightStorage {
   std::vector<reference::HostExpert> experts;  // pointers into the vectors above
 };
 
-// CUDA backend layout: the host layout above, uploaded once (one allocation per tensor).
+// CUDA backend layout: the host layout above converted to fragment tiles and uploaded once (one allocation per
+// tensor).
 struct DeviceWeightStorage {
   DeviceBuffer w13, w13_scale, w2, w2_scale, w13_scale_2, w2_scale_2;
   cuda::DeviceExperts experts;  // pointers into the buffers above

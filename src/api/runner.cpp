@@ -91,6 +91,7 @@ void run_cuda(const PreparedWeights::Impl& w, const MoeInputs& in, bool prequant
   l.out = out.ptr<uint16_t>();
   l.out_ld = tokens > 1 ? out.strides[0] : w.config.hidden;
   l.accumulate = options.accumulate;
+  l.force_tile_rows = options.tile_rows;
   l.workspace = workspace;
   l.workspace_bytes = workspace_bytes;
   DeviceGuard guard(w.device.index);
@@ -118,6 +119,9 @@ void Runner::run(const MoeInputs& inputs, TensorView out, void* workspace, size_
   FP4MOE_CHECK_ARG(workspace_bytes >= need, "workspace_bytes", detail::concat(">= ", need, " bytes"),
                    detail::concat(workspace_bytes, " bytes"));
   FP4MOE_CHECK_ARG(workspace != nullptr || need == 0, "workspace", "a buffer", "nullptr");
+  FP4MOE_CHECK_ARG(options.tile_rows == 0 || options.tile_rows == 8 || options.tile_rows == 16 ||
+                       options.tile_rows == 32 || options.tile_rows == 64,
+                   "options.tile_rows", "0, 8, 16, 32 or 64", options.tile_rows);
   if (s.tokens == 0) return;
   if (!s.prequantized) {
     FP4MOE_CHECK_ARG(c.mode != Mode::kW4A4 || w.gs1 > 0, "weights.fc1_input_scale",

@@ -7,7 +7,9 @@
 //    weights summed), ids outside [0, E) (add nothing, no fault), T = 0 (no-op);
 //  - CUDA graph capture and replay with new inputs in the same buffers, repeated runs, dirty and oversized
 //    workspaces, a token run alone, and the convenience call are all bitwise equal to the eager runner;
-//  - strided x and out rows (the gaps are neither read nor written).
+//  - strided x and out rows (the gaps are neither read nor written);
+//  - every work tile size (8, 16, 32, 64 rows) gives bitwise the same output, with few and with many rows per
+//    expert (all tokens on one expert), so the batch size never changes a token's result.
 // The fixture's canonical call (97 tokens) is itself checked against the CPU reference. Seeds are fresh per run.
 #include <gtest/gtest.h>
 
@@ -411,6 +413,25 @@ TEST_P(FeatureTest, RepeatedRunsWorkspacesAndBatchesAreBitwiseEqual) {
       EXPECT_THROW(runner.run(din.view(), out_view(out, t, h), zeroed.get(), zeroed.bytes() - 1), Error);
     }
   }
+}
+
+TEST_P(FeatureTest, EveryWorkTileSizeIsBitwiseEqual) {
+  SCOPED_TRACE(trace_);
+  const Runner runner(gpu_);
+  HostInputs hot = inputs_;  // every token on expert 3 in slot 0: 97 rows on one expert, several tiles of each size
+  for (int64_t t = 0; t < hot.tokens; ++t) hot.topk_ids[size_t(t * config_.top_k)] = int32_t(config_.expert_offset + 3);
+  for (const HostInputs* in : {&inputs_, &hot}) {
+    const std::vector<uint16_t> automatic = gpu_forward(runner, in->view());
+    for (int rows : {8, 16, 32, 64}) {
+      RunOptions o;
+      o.tile_rows = rows;
+      expect_bitwise(gpu_forward(runner, in->view(), o), automatic,
+                     "tile_rows=" + std::to_string(rows) + (in == &hot ? " (hot expert)" : " (random routing)"));
+    }
+  }
+  RunOptions bad;
+  bad.tile_rows = 48;
+  testing::expect_error([&] { gpu_forward(runner, inputs_.view(), bad); }, "options.tile_rows");
 }
 
 TEST_P(FeatureTest, ConvenienceCallMatchesRunner) {

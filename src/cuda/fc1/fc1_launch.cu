@@ -1,19 +1,31 @@
-// Launcher of the FC1 kernel: picks the instantiation (gated × A format) and sizes the grid for the worst case.
+// Launcher of the FC1 kernel. Instantiation table: gated or not × 8, 16, 32 or 64 rows per work tile.
 #include <cuda_runtime.h>
 
 #include "cuda/common/cuda_check.hpp"
 #include "cuda/fc1/fc1_kernel.cuh"
+#include "fp4moe/error.hpp"
 
 namespace fp4moe::cuda {
 
 namespace {
 
-template <bool kGated, bool kFp4A>
+template <bool kGated, int kNT>
 void launch(const Fc1Params& p, cudaStream_t stream) {
-  const int64_t col_blocks = (p.intermediate + Fc1Columns<kGated>::kOut - 1) / Fc1Columns<kGated>::kOut;
-  const dim3 grid(unsigned(p.max_tiles), unsigned(col_blocks));
-  fc1_kernel<kGated, kFp4A><<<grid, TileShape::kThreads, 0, stream>>>(p);
+  const int64_t groups = kGated ? p.intermediate / format::kFragRows : (p.intermediate + 31) / 32;
+  const dim3 grid(unsigned(p.max_tiles), unsigned(groups));
+  fc1_kernel<kGated, kNT><<<grid, StreamShape::kThreads, 0, stream>>>(p);
   FP4MOE_CUDA_CHECK(cudaGetLastError());
+}
+
+template <bool kGated>
+void launch_rows(const Fc1Params& p, cudaStream_t stream) {
+  switch (p.tile_rows) {
+    case 8: return launch<kGated, 1>(p, stream);
+    case 16: return launch<kGated, 2>(p, stream);
+    case 32: return launch<kGated, 4>(p, stream);
+    case 64: return launch<kGated, 8>(p, stream);
+    default: FP4MOE_CHECK(false, "FC1 work tile rows must be 8, 16, 32 or 64, got ", p.tile_rows);
+  }
 }
 
 }  // namespace
@@ -21,13 +33,7 @@ void launch(const Fc1Params& p, cudaStream_t stream) {
 void fc1_launch(const Fc1Params& p, void* stream_ptr) {
   if (p.max_tiles == 0) return;
   auto stream = static_cast<cudaStream_t>(stream_ptr);
-  const bool fp4_a = p.x_fp4 != nullptr;
-  // The instantiation table: gated (silu, gelu_tanh, swiglu_clamped) or not (relu2) × BF16 or NVFP4 activations.
-  if (p.gated) {
-    fp4_a ? launch<true, true>(p, stream) : launch<true, false>(p, stream);
-  } else {
-    fp4_a ? launch<false, true>(p, stream) : launch<false, false>(p, stream);
-  }
+  p.gated ? launch_rows<true>(p, stream) : launch_rows<false>(p, stream);
 }
 
 }  // namespace fp4moe::cuda

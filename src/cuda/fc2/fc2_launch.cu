@@ -1,21 +1,33 @@
-// Launcher of the FC2 kernel: BF16 or NVFP4 intermediate, grid sized for the worst case routing.
+// Launcher of the FC2 kernel. Instantiation table: 8, 16, 32 or 64 rows per work tile.
 #include <cuda_runtime.h>
 
 #include "cuda/common/cuda_check.hpp"
 #include "cuda/fc2/fc2_kernel.cuh"
+#include "fp4moe/error.hpp"
 
 namespace fp4moe::cuda {
+
+namespace {
+
+template <int kNT>
+void launch(const Fc2Params& p, cudaStream_t stream) {
+  const dim3 grid(unsigned(p.max_tiles), unsigned((p.hidden + 31) / 32));
+  fc2_kernel<kNT><<<grid, StreamShape::kThreads, 0, stream>>>(p);
+  FP4MOE_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
 
 void fc2_launch(const Fc2Params& p, void* stream_ptr) {
   if (p.max_tiles == 0) return;
   auto stream = static_cast<cudaStream_t>(stream_ptr);
-  const dim3 grid(unsigned(p.max_tiles), unsigned((p.hidden + TileShape::kN - 1) / TileShape::kN));
-  if (p.h_fp4) {
-    fc2_kernel<true><<<grid, TileShape::kThreads, 0, stream>>>(p);
-  } else {
-    fc2_kernel<false><<<grid, TileShape::kThreads, 0, stream>>>(p);
+  switch (p.tile_rows) {
+    case 8: return launch<1>(p, stream);
+    case 16: return launch<2>(p, stream);
+    case 32: return launch<4>(p, stream);
+    case 64: return launch<8>(p, stream);
+    default: FP4MOE_CHECK(false, "FC2 work tile rows must be 8, 16, 32 or 64, got ", p.tile_rows);
   }
-  FP4MOE_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace fp4moe::cuda

@@ -3,22 +3,23 @@
 
 #include <cstdint>
 
+#include "cuda/common/frag_matrix.hpp"
 #include "cuda/route/route_launch.hpp"
 
 namespace fp4moe::cuda {
 
 struct Fc2Params {
+  // Routing: work tiles of tile_rows (8, 16, 32 or 64) sorted rows of one expert each
   const RouteTile* tiles = nullptr;
   const int32_t* num_tiles = nullptr;
   int64_t max_tiles = 0;
-  // A: h per sorted row, BF16 [P, I] or NVFP4 [P, I/2] + scales [P, I/16]
+  int tile_rows = 0;
+  // h per sorted row, BF16 [P, I] (W4A4: exact e2m1·sf values; alpha = w2_scale_2 / gs2)
   const uint16_t* h = nullptr;
-  const uint8_t* h_fp4 = nullptr;
-  const uint8_t* h_scale = nullptr;
-  float gs2 = 1.0f;  // W4A4: alpha = w2_scale_2 / gs2
-  // B: w2 [E_local, H, I/2], scales [E_local, H, I/16], w2_scale_2 [E_local]
-  const uint8_t* w2 = nullptr;
-  const uint8_t* w2_scale = nullptr;
+  bool w4a4 = false;
+  float gs2 = 1.0f;
+  // w2 [E_local] × H × I in fragment tiles, w2_scale_2 [E_local]
+  FragMatrix w2;
   const float* w2_scale_2 = nullptr;
   int64_t hidden = 0, intermediate = 0;
   float* y = nullptr;  // [P, H]

@@ -5,6 +5,7 @@
 #include "cuda/combine/combine_launch.hpp"
 #include "cuda/fc1/fc1_launch.hpp"
 #include "cuda/fc2/fc2_launch.hpp"
+#include "cuda/moe/heuristics.hpp"
 #include "cuda/moe/moe_launch.hpp"
 #include "cuda/quantize/quantize_launch.hpp"
 #include "cuda/route/route_launch.hpp"
@@ -20,9 +21,9 @@ constexpr size_t kAlign = 256;
 // Byte offsets of the workspace sections for T tokens (each section 256-byte aligned).
 struct Layout {
   size_t keys_in = 0, pairs_in = 0, keys_sorted = 0, pairs_sorted = 0, position = 0, offsets = 0;
-  size_t tiles = 0, num_tiles = 0, sort_temp = 0, sort_temp_bytes = 0;
-  size_t x_fp4 = 0, x_scale = 0;  // W4A4 with BF16 x: x quantized with gs1
-  size_t h = 0, h_scale = 0;      // BF16 h, or NVFP4 h + scales
+  size_t tiles = 0, num_tiles = 0, active_experts = 0, num_active = 0, sort_temp = 0, sort_temp_bytes = 0;
+  size_t x_deq = 0;  // W4A4: x quantized with gs1, as exact BF16 values e2m1·sf
+  size_t h = 0;      // BF16 h per sorted row
   size_t y = 0;
   size_t total = 0;
 };
@@ -43,19 +44,15 @@ Layout make_layout(const MoeConfig& c, int64_t tokens) {
   l.pairs_sorted = take(ints);
   l.position = take(ints);
   l.offsets = take(size_t(c.num_local_experts + 1) * sizeof(int32_t));
-  l.tiles = take(size_t(max_route_tiles(pairs, c.num_local_experts)) * sizeof(RouteTile));
+  l.tiles = take(size_t(max_route_tiles(pairs, c.num_local_experts, kTileRowChoices[0])) * sizeof(RouteTile));
   l.num_tiles = take(sizeof(int32_t));
+  l.active_experts = take(size_t(c.num_local_experts) * sizeof(int32_t));
+  l.num_active = take(sizeof(int32_t));
   l.sort_temp_bytes = route_sort_temp_bytes(pairs);
   l.sort_temp = take(l.sort_temp_bytes);
   const bool w4a4 = c.mode == Mode::kW4A4;
-  if (w4a4) {
-    l.x_fp4 = take(size_t(tokens * c.hidden / 2));
-    l.x_scale = take(size_t(tokens * c.hidden / kBlockSize));
-    l.h = take(size_t(pairs * c.intermediate / 2));
-    l.h_scale = take(size_t(pairs * c.intermediate / kBlockSize));
-  } else {
-    l.h = take(size_t(pairs * c.intermediate) * sizeof(uint16_t));
-  }
+  l.h = take(size_t(pairs * c.intermediate) * sizeof(uint16_t));
+  if (w4a4) l.x_deq = take(size_t(tokens * c.hidden) * sizeof(uint16_t));
   l.y = take(size_t(pairs * c.hidden) * sizeof(float));
   l.total = at;
   return l;
@@ -72,23 +69,10 @@ size_t moe_workspace_size(const MoeConfig& config, int64_t max_tokens) {
   return max_tokens == 0 ? 0 : make_layout(config, max_tokens).total;
 }
 
-void moe_launch(const MoeLaunch& m, void* stream) {
-  const MoeConfig& c = *m.config;
-  if (m.tokens == 0) return;
-  const Layout l = make_layout(c, m.tokens);
-  FP4MOE_CHECK_ARG(m.workspace_bytes >= l.total, "workspace_bytes", detail::concat(">= ", l.total, " bytes"),
-                   detail::concat(m.workspace_bytes, " bytes"));
-  void* ws = m.workspace;
-  const int64_t pairs = m.tokens * c.top_k;
-  const int64_t max_tiles = max_route_tiles(pairs, c.num_local_experts);
+namespace {
 
-  RouteParams route;
-  route.topk_ids = m.topk_ids;
-  route.pairs = pairs;
-  route.num_experts = c.num_experts;
-  route.local_experts = c.num_local_experts;
-  route.expert_offset = c.expert_offset;
-  RouteBuffers& rb = route.buffers;
+RouteBuffers route_buffers(void* ws, const Layout& l) {
+  RouteBuffers rb;
   rb.keys_in = section<int32_t>(ws, l.keys_in);
   rb.pairs_in = section<int32_t>(ws, l.pairs_in);
   rb.keys_sorted = section<int32_t>(ws, l.keys_sorted);
@@ -97,63 +81,88 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   rb.position = section<int32_t>(ws, l.position);
   rb.tiles = section<RouteTile>(ws, l.tiles);
   rb.num_tiles = section<int32_t>(ws, l.num_tiles);
+  rb.active_experts = section<int32_t>(ws, l.active_experts);
+  rb.num_active = section<int32_t>(ws, l.num_active);
   rb.sort_temp = section<void>(ws, l.sort_temp);
   rb.sort_temp_bytes = l.sort_temp_bytes;
-  route_launch(route, stream);
+  return rb;
+}
 
-  const bool w4a4 = c.mode == Mode::kW4A4;
-  const uint8_t* x_fp4 = m.x_fp4;
-  const uint8_t* x_scale = m.x_scale;
-  if (w4a4 && !x_fp4) {
+// W4A4: x quantized with gs1 (or the caller's pre-quantized x) as exact BF16 values, which FC1 reads like W4A16 x.
+const uint16_t* dequantized_x(const MoeLaunch& m, const Layout& l, void* stream) {
+  const MoeConfig& c = *m.config;
+  uint16_t* deq = section<uint16_t>(m.workspace, l.x_deq);
+  if (m.x_fp4) {
+    launch_dequantize_nvfp4({m.x_fp4, m.x_scale, m.tokens, c.hidden, deq}, stream);
+  } else {
     QuantizeParams q;
     q.x = m.x;
     q.rows = m.tokens;
     q.k = c.hidden;
     q.x_ld = m.x_ld;
     q.global_scale = m.gs1;
-    q.packed = section<uint8_t>(ws, l.x_fp4);
-    q.scales = section<uint8_t>(ws, l.x_scale);
+    q.dequant = deq;
     launch_quantize_nvfp4(q, stream);
-    x_fp4 = q.packed;
-    x_scale = q.scales;
   }
+  return deq;
+}
 
+}  // namespace
+
+void moe_launch(const MoeLaunch& m, void* stream) {
+  const MoeConfig& c = *m.config;
+  if (m.tokens == 0) return;
+  const Layout l = make_layout(c, m.tokens);
+  FP4MOE_CHECK_ARG(m.workspace_bytes >= l.total, "workspace_bytes", detail::concat(">= ", l.total, " bytes"),
+                   detail::concat(m.workspace_bytes, " bytes"));
+  void* ws = m.workspace;
+  const int64_t pairs = m.tokens * c.top_k;
+  const int tile_rows = plan_tile_rows(c, m.tokens, m.force_tile_rows);
+  const int64_t max_tiles = max_route_tiles(pairs, c.num_local_experts, tile_rows);
+
+  RouteParams route;
+  route.topk_ids = m.topk_ids;
+  route.pairs = pairs;
+  route.num_experts = c.num_experts;
+  route.local_experts = c.num_local_experts;
+  route.expert_offset = c.expert_offset;
+  route.tile_rows = tile_rows;
+  route.buffers = route_buffers(ws, l);
+  const RouteBuffers& rb = route.buffers;
+  route_launch(route, stream);
+
+  const bool w4a4 = c.mode == Mode::kW4A4;
   Fc1Params f1;
   f1.tiles = rb.tiles;
   f1.num_tiles = rb.num_tiles;
   f1.pairs_sorted = rb.pairs_sorted;
   f1.max_tiles = max_tiles;
+  f1.tile_rows = tile_rows;
   f1.top_k = c.top_k;
-  f1.x = m.x;
-  f1.x_ld = m.x_ld;
-  f1.x_fp4 = w4a4 ? x_fp4 : nullptr;
-  f1.x_scale = w4a4 ? x_scale : nullptr;
+  f1.x = w4a4 ? dequantized_x(m, l, stream) : m.x;
+  f1.x_ld = w4a4 ? c.hidden : m.x_ld;
+  f1.w4a4 = w4a4;
   f1.gs1 = m.gs1;
+  f1.gs2 = m.gs2;
   f1.w13 = m.experts.w13;
-  f1.w13_scale = m.experts.w13_scale;
   f1.w13_scale_2 = m.experts.w13_scale_2;
   f1.hidden = c.hidden;
   f1.intermediate = c.intermediate;
   f1.gated = c.gated();
   f1.activation = c.activation;
   f1.swiglu = c.swiglu;
-  f1.fp4_out = w4a4;
-  f1.h = w4a4 ? nullptr : section<uint16_t>(ws, l.h);
-  f1.h_fp4 = w4a4 ? section<uint8_t>(ws, l.h) : nullptr;
-  f1.h_scale = w4a4 ? section<uint8_t>(ws, l.h_scale) : nullptr;
-  f1.gs2 = m.gs2;
+  f1.h = section<uint16_t>(ws, l.h);
   fc1_launch(f1, stream);
 
   Fc2Params f2;
   f2.tiles = rb.tiles;
   f2.num_tiles = rb.num_tiles;
   f2.max_tiles = max_tiles;
+  f2.tile_rows = tile_rows;
   f2.h = f1.h;
-  f2.h_fp4 = f1.h_fp4;
-  f2.h_scale = f1.h_scale;
+  f2.w4a4 = w4a4;
   f2.gs2 = m.gs2;
   f2.w2 = m.experts.w2;
-  f2.w2_scale = m.experts.w2_scale;
   f2.w2_scale_2 = m.experts.w2_scale_2;
   f2.hidden = c.hidden;
   f2.intermediate = c.intermediate;

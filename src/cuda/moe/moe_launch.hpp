@@ -1,9 +1,11 @@
 // Host-side interface of the CUDA fused-MoE path (no CUDA syntax: included by plain C++ files).
 //
 // Data path, one stream, no host synchronization and no allocation (graph-capturable):
-//   route   : topk_ids → local expert keys → stable sort by expert (token order kept) → offsets, tile list
-//   fc1     : gather x rows (BF16, or NVFP4 dequantized exactly) × FP4 w13 → alpha → activation → h
-//             (h: BF16 in W4A16, NVFP4 + E4M3 scales with gs2 in W4A4)
+//   route   : topk_ids → pairs stably sorted by local expert (token order kept) → offsets, work tiles of
+//             8/16/32/64 rows (heuristics.hpp); one launch up to 4096 pairs
+//   [W4A4]  : x quantized with gs1 (or the pre-quantized x) → exact BF16 values e2m1·sf
+//   fc1     : gathered x rows × FP4 w13 streamed once per tile → alpha → activation → h (BF16; W4A4: quantized
+//             with gs2 per 16-column block and kept as exact BF16 values)
 //   fc2     : h × FP4 w2 → alpha → y (fp32, one row per routed (token, slot))
 //   combine : out[t] = bf16(Σ_k w[t,k]·y[t,k] (+ out[t])), slots in order: deterministic
 #pragma once
@@ -11,19 +13,24 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cuda/common/frag_matrix.hpp"
 #include "fp4moe/config.hpp"
 
 namespace fp4moe::cuda {
 
-// Expert weights in the library's device layout: stacked over local experts, FC1 rows gate-up, linear scales.
+// Expert weights in the library's device layout: stacked over local experts, FC1 rows gate-up, both matrices in
+// fragment tiles (format/fragment_layout.hpp). FC1 rows are padded to 16 (gated: gate tiles, then up tiles) or 32
+// (non-gated), FC2 rows (H) to 32, K to 64.
 struct DeviceExperts {
-  const uint8_t* w13 = nullptr;        // [E_local, fc1_rows, H/2]
-  const uint8_t* w13_scale = nullptr;  // [E_local, fc1_rows, H/16]
+  FragMatrix w13;                      // [E_local] × fc1_rows × H
   const float* w13_scale_2 = nullptr;  // [E_local] = 1/gs (weight_scale_2)
-  const uint8_t* w2 = nullptr;         // [E_local, H, I/2]
-  const uint8_t* w2_scale = nullptr;   // [E_local, H, I/16]
+  FragMatrix w2;                       // [E_local] × H × I
   const float* w2_scale_2 = nullptr;   // [E_local]
 };
+
+// Row padding of the fragment tiles of FC1 (gated or not) and FC2.
+constexpr int64_t fc1_row_align(bool gated) { return gated ? 16 : 32; }
+inline constexpr int64_t kFc2RowAlign = 32;
 
 struct MoeLaunch {
   const MoeConfig* config = nullptr;
@@ -42,6 +49,7 @@ struct MoeLaunch {
   bool accumulate = false;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
+  int force_tile_rows = 0;  // 0: work tile from heuristics.hpp; 8, 16, 32 or 64: that size (tests, bench)
 };
 
 // Exact workspace bytes for up to max_tokens tokens.

@@ -34,6 +34,19 @@ __device__ __forceinline__ void store_packed(uint8_t* dst, const uint8_t (&packe
   *reinterpret_cast<uint2*>(dst) = v;
 }
 
+// The 16 values of a quantized block as BF16 e2m1 · sf (exact), two 16-byte stores.
+__device__ __forceinline__ void store_dequant(uint16_t* dst, const uint8_t (&packed)[8], uint8_t sf) {
+  uint32_t w[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const uint32_t lo = float_to_bf16(dequant_unscaled(packed[i] & 0xf, sf));
+    const uint32_t hi = float_to_bf16(dequant_unscaled(packed[i] >> 4, sf));
+    w[i] = lo | hi << 16;
+  }
+  reinterpret_cast<uint4*>(dst)[0] = make_uint4(w[0], w[1], w[2], w[3]);
+  reinterpret_cast<uint4*>(dst)[1] = make_uint4(w[4], w[5], w[6], w[7]);
+}
+
 __global__ void quantize_nvfp4_kernel(QuantizeParams p) {
   const int64_t blocks_per_row = p.k / kBlockSize;
   const int64_t total = p.rows * blocks_per_row;
@@ -44,9 +57,21 @@ __global__ void quantize_nvfp4_kernel(QuantizeParams p) {
     load_block_bf16(p.x + row * p.x_ld + blk * kBlockSize, x);
     uint8_t packed[8];
     const uint8_t sf = quantize_block(x, p.global_scale, packed);
-    store_packed(p.packed + row * (p.k / 2) + blk * 8, packed);
-    const int64_t sf_offset = p.swizzled ? swizzled_scale_offset(row, blk, blocks_per_row) : i;
-    p.scales[sf_offset] = sf;
+    if (p.packed) store_packed(p.packed + row * (p.k / 2) + blk * 8, packed);
+    if (p.scales) p.scales[p.swizzled ? swizzled_scale_offset(row, blk, blocks_per_row) : i] = sf;
+    if (p.dequant) store_dequant(p.dequant + row * p.k + blk * kBlockSize, packed, sf);
+  }
+}
+
+// One thread per 16-element block: 8 code bytes + 1 scale in, 16 BF16 values out.
+__global__ void dequantize_nvfp4_kernel(DequantizeParams p) {
+  const int64_t total = p.rows * (p.k / kBlockSize);
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const uint32_t* src = reinterpret_cast<const uint32_t*>(p.packed + i * 8);  // pre-quantized x: 4-byte aligned
+    const uint2 v = make_uint2(src[0], src[1]);
+    const uint8_t packed[8] = {uint8_t(v.x), uint8_t(v.x >> 8), uint8_t(v.x >> 16), uint8_t(v.x >> 24),
+                               uint8_t(v.y), uint8_t(v.y >> 8), uint8_t(v.y >> 16), uint8_t(v.y >> 24)};
+    store_dequant(p.out + i * kBlockSize, packed, p.scales[i]);
   }
 }
 

@@ -11,7 +11,7 @@ namespace fp4moe::cuda {
 void launch_quantize_nvfp4(const QuantizeParams& p, void* stream_ptr) {
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   const int64_t blocks = p.rows * (p.k / kBlockSize);
-  if (p.swizzled) {
+  if (p.swizzled && p.scales) {
     // The kernel writes only real scales; the 128x4 padding must read as 0 (spec §3).
     const int64_t bytes = round_up(p.rows, 128) * round_up(p.k / kBlockSize, 4);
     FP4MOE_CUDA_CHECK(cudaMemsetAsync(p.scales, 0, size_t(bytes), stream));
@@ -20,6 +20,15 @@ void launch_quantize_nvfp4(const QuantizeParams& p, void* stream_ptr) {
   constexpr int kThreads = 256;
   const int64_t grid = std::min<int64_t>((blocks + kThreads - 1) / kThreads, int64_t(1) << 20);
   quantize_nvfp4_kernel<<<unsigned(grid), kThreads, 0, stream>>>(p);
+  FP4MOE_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_dequantize_nvfp4(const DequantizeParams& p, void* stream_ptr) {
+  const int64_t blocks = p.rows * (p.k / kBlockSize);
+  if (blocks == 0) return;
+  constexpr int kThreads = 256;
+  const int64_t grid = std::min<int64_t>((blocks + kThreads - 1) / kThreads, int64_t(1) << 20);
+  dequantize_nvfp4_kernel<<<unsigned(grid), kThreads, 0, static_cast<cudaStream_t>(stream_ptr)>>>(p);
   FP4MOE_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,4 +1,5 @@
-// Launcher of the routing pre-pass: keys → CUB stable radix sort → tiles and positions. No host sync.
+// Launcher of the routing pre-pass: one single-block launch for small batches, else keys → CUB stable radix sort →
+// tiles and positions. Same outputs either way; no host sync.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -16,10 +17,14 @@ unsigned grid_for(int64_t n, int threads) {
   return unsigned(std::clamp<int64_t>((n + threads - 1) / threads, 1, 4096));
 }
 
+bool use_small_path(const RouteParams& p) {
+  return !p.force_sort && p.pairs <= kRouteSmallMaxPairs && p.local_experts <= kRouteSmallMaxExperts;
+}
+
 }  // namespace
 
-int64_t max_route_tiles(int64_t pairs, int64_t local_experts) {
-  return std::min(pairs, (pairs + kRouteTileRows - 1) / kRouteTileRows + local_experts);
+int64_t max_route_tiles(int64_t pairs, int64_t local_experts, int tile_rows) {
+  return std::min(pairs, (pairs + tile_rows - 1) / tile_rows + local_experts);
 }
 
 size_t route_sort_temp_bytes(int64_t pairs) {
@@ -34,6 +39,11 @@ size_t route_sort_temp_bytes(int64_t pairs) {
 void route_launch(const RouteParams& p, void* stream_ptr) {
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   if (p.pairs == 0) return;
+  if (use_small_path(p)) {
+    route_small_kernel<<<1, kRouteTileThreads, route_small_dynamic_smem(p.local_experts), stream>>>(p);
+    FP4MOE_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   constexpr int kThreads = 256;
   route_keys_kernel<<<grid_for(p.pairs, kThreads), kThreads, 0, stream>>>(p);
   FP4MOE_CUDA_CHECK(cudaGetLastError());

@@ -1,5 +1,7 @@
 // Host-side interface of the routing pre-pass: (token, slot) pairs sorted by local expert, stably (token order is
-// kept inside each expert), per-expert offsets and the list of 64-row work tiles. All on the device.
+// kept inside each expert), per-expert offsets, the list of work tiles (tile_rows rows each) and the list of active experts. All on
+// the device. Small batches (P <= kRouteSmallMaxPairs) take one single-block launch; larger ones a CUB radix sort.
+// Both paths write the same outputs bit for bit.
 #pragma once
 
 #include <cstddef>
@@ -7,7 +9,9 @@
 
 namespace fp4moe::cuda {
 
-inline constexpr int kRouteTileRows = 64;  // rows of one FC1/FC2 work tile (TileShape::kM)
+// Limits of the one-launch path (its keys and per-expert offsets live in shared memory).
+inline constexpr int64_t kRouteSmallMaxPairs = 4096;
+inline constexpr int64_t kRouteSmallMaxExperts = 4096;
 
 // One work tile: rows [row_begin, row_end) of the sorted pairs, all routed to local expert `expert`.
 struct RouteTile {
@@ -15,20 +19,23 @@ struct RouteTile {
 };
 
 struct RouteBuffers {
-  int32_t* keys_in = nullptr;       // [P] local expert of each pair (E_local = not local)
-  int32_t* pairs_in = nullptr;      // [P] 0..P-1
+  int32_t* keys_in = nullptr;       // [P] local expert of each pair (E_local = not local); sort path scratch
+  int32_t* pairs_in = nullptr;      // [P] 0..P-1; sort path scratch
   int32_t* keys_sorted = nullptr;   // [P]
   int32_t* pairs_sorted = nullptr;  // [P] pair index t·K + k of each sorted row
   int32_t* offsets = nullptr;       // [E_local + 1] first sorted row of each local expert; offsets[E_local] = local pairs
   int32_t* position = nullptr;      // [P] sorted row of each pair, -1 if not local
   RouteTile* tiles = nullptr;       // [max_tiles]
   int32_t* num_tiles = nullptr;     // [1]
-  void* sort_temp = nullptr;
+  int32_t* active_experts = nullptr;  // [E_local] local experts with at least one pair, ascending
+  int32_t* num_active = nullptr;      // [1]
+  void* sort_temp = nullptr;        // sort path scratch
   size_t sort_temp_bytes = 0;
 };
 
-// Upper bound of work tiles for P pairs and E_local experts (each expert adds at most one partial tile).
-int64_t max_route_tiles(int64_t pairs, int64_t local_experts);
+// Upper bound of work tiles of tile_rows rows for P pairs and E_local experts (each expert adds at most one partial
+// tile).
+int64_t max_route_tiles(int64_t pairs, int64_t local_experts, int tile_rows);
 // Bytes of CUB sort scratch for P pairs.
 size_t route_sort_temp_bytes(int64_t pairs);
 
@@ -36,7 +43,9 @@ struct RouteParams {
   const int32_t* topk_ids = nullptr;  // [P]; ids outside [0, E) and outside the local range are not local
   int64_t pairs = 0;
   int64_t num_experts = 0, local_experts = 0, expert_offset = 0;
+  int tile_rows = 64;  // rows of one work tile
   RouteBuffers buffers;
+  bool force_sort = false;  // always take the CUB sort path (tests compare both paths)
 };
 
 void route_launch(const RouteParams& params, void* stream);

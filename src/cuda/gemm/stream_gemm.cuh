@@ -1,0 +1,196 @@
+// The weight-streaming GEMM shared by FC1 and FC2: out[m, n] = Σ_k W[m, k] · X[n, k] for two 16-row
+// tiles of one expert's FP4 weights W (fragment tiles, streamed from HBM once) and up to 8·kNT BF16 rows X (tokens,
+// the narrow MMA dimension: W is the m16 A operand, X the n8 B operand, so one MMA covers 8 tokens).
+//
+// Block: 4 warps with the same two row tiles and the same tokens; K is split in 4 contiguous ranges of 64-wide
+// chunks, one per warp, and the 4 partial sums are added in a fixed order through shared memory (deterministic).
+// Per chunk a lane loads 16 code bytes + 2 scale bytes per row tile (the A fragments of 4 MMAs: no shared memory,
+// no shuffles) and 32 bytes of each token row; weights are prefetched kDepth chunks ahead in registers, tokens one
+// chunk ahead up to 32 tokens (64-token tiles load them in place: registers).
+// Every work tile size sums each output in the same order (same K split, same MMA k grouping), so a token's result
+// does not depend on the batch it came in.
+// Roofline: decode batches: W bytes / HBM bandwidth, ALU ≈ 2.5 ops per weight; large batches: MMA issue and the
+// L2 traffic of the token rows (8·kNT rows × 128 bytes per chunk and warp).
+#pragma once
+
+#include <cstdint>
+
+#include "cuda/common/fragment_decode.cuh"
+#include "cuda/common/ptx.cuh"
+
+namespace fp4moe::cuda {
+
+struct StreamShape {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kRowTiles = 2;  // 16-row weight tiles per block
+  static constexpr int kDepth = 4;     // chunks of weights in flight per warp
+};
+static_assert(StreamShape::kDepth % 2 == 0, "token buffers alternate between two slots");
+
+template <int kNT>
+using StreamAcc = float[StreamShape::kRowTiles][kNT][4];  // [row tile][8-token tile][MMA fragment]
+
+// This lane's view of the two weight row tiles: chunk c at codes[i] + c·512 and scales[i] + c·64.
+struct StreamWeights {
+  const uint8_t* codes[StreamShape::kRowTiles];
+  const uint8_t* scales[StreamShape::kRowTiles];
+};
+
+__device__ __forceinline__ StreamWeights stream_weights(const FragMatrix& m, int64_t expert, int64_t tile0, int64_t tile1) {
+  const int lane = int(threadIdx.x) % 32;
+  StreamWeights w;
+  const int64_t tiles[2] = {tile0, tile1};
+#pragma unroll
+  for (int i = 0; i < StreamShape::kRowTiles; ++i) {
+    const int64_t t = m.first_tile(expert, tiles[i]);
+    w.codes[i] = m.codes + t * format::kFragCodeBytes + lane * 16;
+    w.scales[i] = m.scales + t * format::kFragScaleBytes + lane * 2;
+  }
+  return w;
+}
+
+// This lane's token rows: row[j] = 16 BF16 values at k 16t.. of token g of 8-token tile j (nullptr = zeros).
+template <int kNT>
+struct StreamTokens {
+  const uint16_t* row[kNT];
+};
+
+struct WeightChunk {
+  uint4 codes[StreamShape::kRowTiles];
+  uint32_t scales[StreamShape::kRowTiles];
+};
+
+template <int kNT>
+using TokenChunk = uint4[kNT][2];
+
+__device__ __forceinline__ void load_weight_chunk(const StreamWeights& w, int64_t c, WeightChunk& out) {
+#pragma unroll
+  for (int i = 0; i < StreamShape::kRowTiles; ++i) {
+    out.codes[i] = __ldcs(reinterpret_cast<const uint4*>(w.codes[i] + c * format::kFragCodeBytes));
+    out.scales[i] = __ldcs(reinterpret_cast<const unsigned short*>(w.scales[i] + c * format::kFragScaleBytes));
+  }
+}
+
+// 32 bytes of each token row for chunk c; zeros past K (K is a multiple of 16, so a lane's 16 values are all in or
+// all out) or for missing tokens.
+template <int kNT>
+__device__ __forceinline__ void load_token_chunk(const StreamTokens<kNT>& x, int64_t c, int64_t k, TokenChunk<kNT>& out) {
+  const int64_t k0 = c * format::kFragK + 16 * (int(threadIdx.x) % 4);
+#pragma unroll
+  for (int j = 0; j < kNT; ++j) {
+    if (x.row[j] && k0 < k) {
+      const uint4* src = reinterpret_cast<const uint4*>(x.row[j] + c * format::kFragK);
+      out[j][0] = src[0];
+      out[j][1] = src[1];
+    } else {
+      out[j][0] = out[j][1] = make_uint4(0, 0, 0, 0);
+    }
+  }
+}
+
+__device__ __forceinline__ uint32_t word_of(const uint4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
+
+// The 4 MMA steps of one chunk: weights decoded into A fragments, token words used as B fragments directly.
+template <int kNT>
+__device__ __forceinline__ void mma_chunk(const WeightChunk& w, const TokenChunk<kNT>& x, StreamAcc<kNT>& acc) {
+#pragma unroll
+  for (int i = 0; i < StreamShape::kRowTiles; ++i) {
+    const FragScale s = frag_scale(w.scales[i]);
+#pragma unroll
+    for (int step = 0; step < 4; ++step) {
+      uint32_t a[4];
+      frag_a_operand(word_of(w.codes[i], step), s, a);
+#pragma unroll
+      for (int j = 0; j < kNT; ++j) {
+        const uint4& v = x[j][step / 2];
+        const uint32_t b[2] = {word_of(v, (step % 2) * 2), word_of(v, (step % 2) * 2 + 1)};
+        mma_bf16_16x8x16(acc[i][j], a, b);
+      }
+    }
+  }
+}
+
+// acc = this warp's partial sum over chunks [c_begin, c_end) (zeroed first).
+template <int kNT>
+__device__ void stream_mainloop(const StreamWeights& w, const StreamTokens<kNT>& x, int64_t k, int64_t c_begin,
+                                int64_t c_end, StreamAcc<kNT>& acc) {
+  constexpr int kDepth = StreamShape::kDepth;
+#pragma unroll
+  for (int i = 0; i < StreamShape::kRowTiles; ++i) {
+#pragma unroll
+    for (int j = 0; j < kNT; ++j) {
+#pragma unroll
+      for (int f = 0; f < 4; ++f) acc[i][j][f] = 0.0f;
+    }
+  }
+  constexpr bool kPrefetchTokens = kNT <= 4;
+  WeightChunk wbuf[kDepth];
+  TokenChunk<kNT> xbuf[kPrefetchTokens ? 2 : 1];
+#pragma unroll
+  for (int d = 0; d < kDepth; ++d) {
+    if (c_begin + d < c_end) load_weight_chunk(w, c_begin + d, wbuf[d]);
+  }
+  if (kPrefetchTokens && c_begin < c_end) load_token_chunk(x, c_begin, k, xbuf[0]);
+  for (int64_t c = c_begin; c < c_end; c += kDepth) {
+#pragma unroll
+    for (int d = 0; d < kDepth; ++d) {
+      const int64_t cc = c + d;
+      if (cc < c_end) {
+        if constexpr (kPrefetchTokens) {
+          if (cc + 1 < c_end) load_token_chunk(x, cc + 1, k, xbuf[(d + 1) % 2]);
+          mma_chunk<kNT>(wbuf[d], xbuf[d % 2], acc);
+        } else {
+          load_token_chunk(x, cc, k, xbuf[0]);
+          mma_chunk<kNT>(wbuf[d], xbuf[0], acc);
+        }
+        if (cc + kDepth < c_end) load_weight_chunk(w, cc + kDepth, wbuf[d]);
+      }
+    }
+  }
+}
+
+template <int kNT>
+struct StreamSmem {
+  float partial[StreamShape::kWarps - 1][StreamShape::kRowTiles][kNT][4][32];
+};
+
+// The whole block's sum over all K chunks, left in warp 0's `acc` (other warps' acc is consumed). Warps add in
+// warp order, so the result does not depend on timing.
+template <int kNT>
+__device__ void stream_block_gemm(const StreamWeights& w, const StreamTokens<kNT>& x, int64_t k, int64_t k_tiles,
+                                  StreamSmem<kNT>& smem, StreamAcc<kNT>& acc) {
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const int64_t c_begin = k_tiles * warp / StreamShape::kWarps, c_end = k_tiles * (warp + 1) / StreamShape::kWarps;
+  stream_mainloop<kNT>(w, x, k, c_begin, c_end, acc);
+  if (warp > 0) {
+#pragma unroll
+    for (int i = 0; i < StreamShape::kRowTiles; ++i) {
+#pragma unroll
+      for (int j = 0; j < kNT; ++j) {
+#pragma unroll
+        for (int f = 0; f < 4; ++f) smem.partial[warp - 1][i][j][f][lane] = acc[i][j][f];
+      }
+    }
+  }
+  __syncthreads();
+  if (warp == 0) {
+#pragma unroll
+    for (int v = 0; v < StreamShape::kWarps - 1; ++v) {
+#pragma unroll
+      for (int i = 0; i < StreamShape::kRowTiles; ++i) {
+#pragma unroll
+        for (int j = 0; j < kNT; ++j) {
+#pragma unroll
+          for (int f = 0; f < 4; ++f) acc[i][j][f] += smem.partial[v][i][j][f][lane];
+        }
+      }
+    }
+  }
+}
+
+// Position of accumulator (j, f) of this lane: row (0..15) inside its row tile and token (0..8·kNT-1).
+__device__ __forceinline__ int stream_row(int f) { return (int(threadIdx.x) % 32) / 4 + (f >= 2 ? 8 : 0); }
+__device__ __forceinline__ int stream_token(int j, int f) { return j * 8 + 2 * (int(threadIdx.x) % 4) + (f & 1); }
+
+}  // namespace fp4moe::cuda

@@ -1,0 +1,19 @@
+// Work-tile selection of the CUDA fused MoE (host only), from the call's shape alone (no host synchronization, so
+// never from the actual routing). The FC1/FC2 kernels stream each hit expert's weights once per work tile of
+// `tile_rows` sorted rows; small tiles keep the MMA narrow when few tokens hit an expert, large tiles cut the
+// number of times an expert's weights pass through L2 when many do. Every tile size sums in the same order, so
+// the choice never changes results. Thresholds from `fp4moe bench` on the H100 (bench/NOTES.md).
+#pragma once
+
+#include <cstdint>
+
+#include "fp4moe/config.hpp"
+
+namespace fp4moe::cuda {
+
+inline constexpr int kTileRowChoices[] = {8, 16, 32, 64};
+
+// Rows of one routing work tile for `tokens` tokens. force_rows > 0 picks that size (tests, benchmarks).
+int plan_tile_rows(const MoeConfig& config, int64_t tokens, int force_rows = 0);
+
+}  // namespace fp4moe::cuda

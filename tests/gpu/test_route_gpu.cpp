@@ -1,0 +1,254 @@
+// The routing pre-pass on the GPU: the one-launch small path (P <= kRouteSmallMaxPairs) against the CUB sort path
+// (forced), bit for bit on every output buffer (both poisoned first, so an unwritten entry shows), and both against a
+// host computation: stable order by local expert with the non-local pairs last, offsets, positions, 64-row tiles and
+// the active list. Cases: P = 1, 8, odd sizes, 4096 (largest small) and 4097 (sort only), E_local = 1, E_local at and
+// past kRouteSmallMaxExperts, all pairs on one expert, ids out of range, random ids (fresh seed, printed on failure).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <iterator>
+#include <random>
+#include <vector>
+
+#include "cuda/route/route_launch.hpp"
+#include "gpu/gpu_test_util.hpp"
+#include "test_util.hpp"
+
+namespace fp4moe {
+namespace {
+
+using cuda::RouteBuffers;
+using cuda::RouteParams;
+using cuda::RouteTile;
+using testing::DeviceBuffer;
+using testing::fresh_seed;
+
+constexpr int kPoison = 0x7f;
+
+enum class Ids {
+  kUniform,     // uniform over [0, E)
+  kOneExpert,   // every pair on one local expert
+  kSkewed,      // most pairs on one local expert, the others uniform over [0, E)
+  kOutOfRange,  // a mix of -1, E, INT32_MIN, INT32_MAX, non-local ids in [0, E) and local ids
+};
+
+struct RouteCase {
+  int64_t pairs, num_experts, local_experts, expert_offset;
+  Ids ids;
+  int tile_rows = 64;
+};
+
+std::vector<int32_t> make_ids(const RouteCase& c, std::mt19937_64& rng) {
+  std::vector<int32_t> ids(size_t(c.pairs));
+  std::uniform_int_distribution<int32_t> any_expert(0, int32_t(c.num_experts - 1));
+  std::uniform_int_distribution<int32_t> local_expert(int32_t(c.expert_offset),
+                                                      int32_t(c.expert_offset + c.local_experts - 1));
+  const int32_t hot = int32_t(c.expert_offset + c.local_experts / 2);
+  const int32_t odd[] = {-1, int32_t(c.num_experts), INT32_MIN, INT32_MAX};
+  for (int32_t& id : ids) {
+    switch (c.ids) {
+      case Ids::kUniform: id = any_expert(rng); break;
+      case Ids::kOneExpert: id = hot; break;
+      case Ids::kSkewed: id = rng() % 8 != 0 ? hot : any_expert(rng); break;
+      case Ids::kOutOfRange: {
+        const uint64_t r = rng() % 3;
+        id = r == 0 ? odd[rng() % 4] : r == 1 ? any_expert(rng) : local_expert(rng);
+        break;
+      }
+    }
+  }
+  return ids;
+}
+
+// The outputs as the host computes them.
+struct HostRoute {
+  std::vector<int32_t> keys_sorted, pairs_sorted, offsets, position, active;
+  std::vector<RouteTile> tiles;
+};
+
+HostRoute host_route(const RouteCase& c, const std::vector<int32_t>& ids) {
+  HostRoute h;
+  const int64_t e_local = c.local_experts;
+  std::vector<std::vector<int32_t>> by_key(size_t(e_local + 1));
+  for (int64_t i = 0; i < c.pairs; ++i) {
+    const int64_t id = ids[size_t(i)];
+    const int64_t local = id - c.expert_offset;
+    const bool is_local = id >= 0 && id < c.num_experts && local >= 0 && local < e_local;
+    by_key[size_t(is_local ? local : e_local)].push_back(int32_t(i));
+  }
+  h.position.assign(size_t(c.pairs), -1);
+  for (int64_t e = 0; e <= e_local; ++e) {
+    h.offsets.push_back(int32_t(h.pairs_sorted.size()));
+    const int32_t begin = int32_t(h.pairs_sorted.size());
+    for (const int32_t pair : by_key[size_t(e)]) {
+      if (e < e_local) h.position[size_t(pair)] = int32_t(h.pairs_sorted.size());
+      h.keys_sorted.push_back(int32_t(e));
+      h.pairs_sorted.push_back(pair);
+    }
+    const int32_t end = int32_t(h.pairs_sorted.size());
+    if (e == e_local || end == begin) continue;
+    h.active.push_back(int32_t(e));
+    for (int32_t row = begin; row < end; row += c.tile_rows) {
+      h.tiles.push_back(RouteTile{int32_t(e), row, std::min(row + c.tile_rows, end), 0});
+    }
+  }
+  return h;
+}
+
+// Every buffer of the pre-pass, filled with kPoison bytes.
+struct RouteWorkspace {
+  DeviceBuffer keys_in, pairs_in, keys_sorted, pairs_sorted, offsets, position, tiles, num_tiles, active, num_active,
+      sort_temp;
+
+  explicit RouteWorkspace(const RouteCase& c)
+      : keys_in(ints(c.pairs), kPoison),
+        pairs_in(ints(c.pairs), kPoison),
+        keys_sorted(ints(c.pairs), kPoison),
+        pairs_sorted(ints(c.pairs), kPoison),
+        offsets(ints(c.local_experts + 1), kPoison),
+        position(ints(c.pairs), kPoison),
+        tiles(size_t(cuda::max_route_tiles(c.pairs, c.local_experts, c.tile_rows)) * sizeof(RouteTile), kPoison),
+        num_tiles(ints(1), kPoison),
+        active(ints(c.local_experts), kPoison),
+        num_active(ints(1), kPoison),
+        sort_temp(cuda::route_sort_temp_bytes(c.pairs), kPoison) {}
+
+  static size_t ints(int64_t n) { return size_t(n) * sizeof(int32_t); }
+
+  RouteBuffers buffers() const {
+    RouteBuffers b;
+    b.keys_in = static_cast<int32_t*>(keys_in.get());
+    b.pairs_in = static_cast<int32_t*>(pairs_in.get());
+    b.keys_sorted = static_cast<int32_t*>(keys_sorted.get());
+    b.pairs_sorted = static_cast<int32_t*>(pairs_sorted.get());
+    b.offsets = static_cast<int32_t*>(offsets.get());
+    b.position = static_cast<int32_t*>(position.get());
+    b.tiles = static_cast<RouteTile*>(tiles.get());
+    b.num_tiles = static_cast<int32_t*>(num_tiles.get());
+    b.active_experts = static_cast<int32_t*>(active.get());
+    b.num_active = static_cast<int32_t*>(num_active.get());
+    b.sort_temp = sort_temp.get();
+    b.sort_temp_bytes = sort_temp.bytes();
+    return b;
+  }
+};
+
+void run_route(const RouteCase& c, const DeviceBuffer& ids, const RouteWorkspace& ws, bool force_sort) {
+  RouteParams p;
+  p.topk_ids = static_cast<const int32_t*>(ids.get());
+  p.pairs = c.pairs;
+  p.num_experts = c.num_experts;
+  p.local_experts = c.local_experts;
+  p.expert_offset = c.expert_offset;
+  p.tile_rows = c.tile_rows;
+  p.buffers = ws.buffers();
+  p.force_sort = force_sort;
+  cuda::route_launch(p, nullptr);
+  FP4MOE_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+// The output buffers of both paths, byte for byte (entries past num_tiles / num_active stay poisoned in both).
+void expect_same_outputs(const RouteWorkspace& small, const RouteWorkspace& sort) {
+  auto same = [](const DeviceBuffer& a, const DeviceBuffer& b, const char* name) {
+    const auto x = a.to_host<uint8_t>(), y = b.to_host<uint8_t>();
+    EXPECT_TRUE(x == y) << name << " differs between the small path and the sort path";
+  };
+  same(small.keys_sorted, sort.keys_sorted, "keys_sorted");
+  same(small.pairs_sorted, sort.pairs_sorted, "pairs_sorted");
+  same(small.offsets, sort.offsets, "offsets");
+  same(small.position, sort.position, "position");
+  same(small.tiles, sort.tiles, "tiles");
+  same(small.num_tiles, sort.num_tiles, "num_tiles");
+  same(small.active, sort.active, "active_experts");
+  same(small.num_active, sort.num_active, "num_active");
+}
+
+bool same_tile(const RouteTile& a, const RouteTile& b) {
+  return a.expert == b.expert && a.row_begin == b.row_begin && a.row_end == b.row_end && a.pad == b.pad;
+}
+
+void expect_matches_host(const RouteWorkspace& ws, const HostRoute& h) {
+  EXPECT_EQ(ws.keys_sorted.to_host<int32_t>(), h.keys_sorted);
+  EXPECT_EQ(ws.pairs_sorted.to_host<int32_t>(), h.pairs_sorted);
+  EXPECT_EQ(ws.offsets.to_host<int32_t>(), h.offsets);
+  EXPECT_EQ(ws.position.to_host<int32_t>(), h.position);
+  const int32_t num_active = ws.num_active.to_host<int32_t>()[0];
+  ASSERT_EQ(num_active, int32_t(h.active.size()));
+  const auto active = ws.active.to_host<int32_t>();
+  EXPECT_TRUE(std::equal(h.active.begin(), h.active.end(), active.begin())) << "active_experts";
+  const int32_t num_tiles = ws.num_tiles.to_host<int32_t>()[0];
+  ASSERT_EQ(num_tiles, int32_t(h.tiles.size()));
+  const auto tiles = ws.tiles.to_host<RouteTile>();
+  for (int32_t j = 0; j < num_tiles; ++j) {
+    EXPECT_TRUE(same_tile(tiles[size_t(j)], h.tiles[size_t(j)]))
+        << "tile " << j << ": {" << tiles[size_t(j)].expert << ", " << tiles[size_t(j)].row_begin << ", "
+        << tiles[size_t(j)].row_end << "}, expected {" << h.tiles[size_t(j)].expert << ", "
+        << h.tiles[size_t(j)].row_begin << ", " << h.tiles[size_t(j)].row_end << "}";
+  }
+}
+
+void check_case(const RouteCase& c, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << "P=" << c.pairs << " E=" << c.num_experts << " E_local=" << c.local_experts
+                                    << " offset=" << c.expert_offset << " ids=" << int(c.ids) << " seed=" << seed);
+  std::mt19937_64 rng(seed);
+  const std::vector<int32_t> ids = make_ids(c, rng);
+  const DeviceBuffer d_ids = DeviceBuffer::from_host(ids);
+  const RouteWorkspace small(c), sort(c);
+  run_route(c, d_ids, small, false);
+  run_route(c, d_ids, sort, true);
+  const HostRoute h = host_route(c, ids);
+  expect_same_outputs(small, sort);
+  expect_matches_host(small, h);
+  expect_matches_host(sort, h);
+}
+
+constexpr RouteCase kCases[] = {
+    {1, 8, 8, 0, Ids::kUniform},
+    {1, 8, 8, 0, Ids::kOutOfRange},
+    {8, 256, 256, 0, Ids::kUniform},
+    {8, 16, 1, 3, Ids::kUniform},
+    {8, 16, 1, 3, Ids::kOneExpert},
+    {64, 128, 128, 0, Ids::kOneExpert},
+    {65, 128, 128, 0, Ids::kOneExpert},
+    {129, 8, 8, 0, Ids::kUniform},
+    {1000, 300, 100, 200, Ids::kOutOfRange},
+    {1023, 64, 64, 0, Ids::kSkewed},
+    {2049, 128, 32, 96, Ids::kUniform},
+    {4096, 256, 256, 0, Ids::kUniform},
+    {4096, 256, 32, 64, Ids::kUniform},
+    {4096, 256, 256, 0, Ids::kOneExpert},
+    {4096, 64, 64, 0, Ids::kSkewed},
+    {4096, 64, 16, 16, Ids::kOutOfRange},
+    {4096, 8, 1, 7, Ids::kOutOfRange},
+    {300, 8192, cuda::kRouteSmallMaxExperts, 1000, Ids::kUniform},       // largest E_local of the small path
+    {300, 8192, cuda::kRouteSmallMaxExperts + 1, 1000, Ids::kUniform},   // sort path only
+    {4097, 256, 256, 0, Ids::kUniform},                                  // sort path only
+    {4097, 256, 256, 0, Ids::kOneExpert},
+    {20000, 64, 16, 16, Ids::kOutOfRange},
+};
+
+TEST(RouteGpu, SmallPathMatchesSortPath) {
+  FP4MOE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  for (size_t i = 0; i < std::size(kCases); ++i) check_case(kCases[i], seed + i);
+}
+
+TEST(RouteGpu, RandomShapes) {
+  FP4MOE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  for (int n = 0; n < 40; ++n) {
+    RouteCase c;
+    c.pairs = 1 + int64_t(rng() % cuda::kRouteSmallMaxPairs);
+    c.num_experts = 1 + int64_t(rng() % 512);
+    c.local_experts = 1 + int64_t(rng() % uint64_t(c.num_experts));
+    c.expert_offset = int64_t(rng() % uint64_t(c.num_experts - c.local_experts + 1));
+    c.ids = Ids(rng() % 4);
+    c.tile_rows = 8 << (rng() % 4);
+    check_case(c, seed + 1000 + uint64_t(n));
+  }
+}
+
+}  // namespace
+}  // namespace fp4moe
