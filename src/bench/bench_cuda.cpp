@@ -482,7 +482,9 @@ MoePoint MoeBench::measure(int64_t tokens) {
   p.tokens = tokens;
   p.hit_experts = r.hit_experts;
   p.roofline = moe_roofline(c, tokens, r.hit_experts, s.ceilings);
-  p.ours = time_point([&] { s.runner->run(in, out, s.workspace.get(), s.workspace.bytes(), s.stream.get()); },
+  RunOptions options;
+  options.tile_rows = s.spec.tile_rows;
+  p.ours = time_point([&] { s.runner->run(in, out, s.workspace.get(), s.workspace.bytes(), s.stream.get(), options); },
                       s.stream.get(), s.flusher, s.spec.timing, s.spec.graph, true, nullptr);
   p.baseline = s.measure_baseline(r, tokens);
   if (p.baseline) p.baseline->rel_l2 = rel_l2_device(s.out.get(), s.out_base.get(), tokens * c.hidden);

@@ -68,6 +68,7 @@ struct MoeBenchSpec {
   int64_t max_tokens = 0;  // buffers are sized for this many tokens
   int device = 0;
   bool graph = false;      // time replays of a CUDA graph captured once per point (ours and the baseline)
+  int tile_rows = 0;       // RunOptions::tile_rows (0 = the library's choice)
   BaselineKind baseline = BaselineKind::kBest;
   TimingOptions timing;
 };

@@ -36,6 +36,7 @@ struct BenchOptions {
   double min_ms = 200;
   bool graph = false;
   bool warm_l2 = false;
+  int tile_rows = 0;
   std::string baseline = "best";
   int device = 0;
   std::string json_path;
@@ -133,6 +134,7 @@ void run_cuda_moe(const BenchOptions& o, const MoeConfig& config, uint64_t seed)
   spec.max_tokens = *std::max_element(o.tokens.begin(), o.tokens.end());
   spec.device = o.device;
   spec.graph = o.graph;
+  spec.tile_rows = o.tile_rows;
   spec.baseline = bench::parse_baseline_kind(o.baseline);
   spec.timing = timing_options(o);
   bench::MoeBench bench(spec, ceilings);
@@ -263,6 +265,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--min-ms", o->min_ms, "CUDA: time each point over at least this much GPU time")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_flag("--graph", o->graph, "CUDA: capture each point's call in a CUDA graph once and time its replays");
+  cmd->add_option("--tile-rows", o->tile_rows, "CUDA MoE: rows per work tile, 8, 16, 32 or 64 (default 0 = chosen "
+                  "from the batch shape; results are identical)")
+      ->check(CLI::IsMember({0, 8, 16, 32, 64}))
+      ->capture_default_str();
   cmd->add_flag("--warm-l2", o->warm_l2, "CUDA: do not flush the L2 between timed runs");
   cmd->add_option("--baseline", o->baseline, "CUDA: cuBLAS BF16 baseline GEMMs: grouped, loop, best (the faster of both) or none")
       ->check(CLI::IsMember({"grouped", "loop", "best", "none"}))->capture_default_str();
