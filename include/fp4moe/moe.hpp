@@ -79,7 +79,7 @@ struct MoeInputs {
 
 struct RunOptions {
   bool accumulate = false;  // out[t] += layer(x)[t] (added in fp32, rounded once) instead of out[t] = ...
-  // CUDA: sorted (token, slot) rows per work tile, 8, 16, 32 or 64; 0 = chosen from the batch shape. Each expert's
+  // CUDA: sorted (token, slot) rows per work tile, 8, 16 or 32; 0 = chosen from the batch shape. Each expert's
   // weights are streamed once per tile, so the best size follows the rows each expert gets. Every size gives
   // bitwise-identical results (for tuning and tests). Ignored by the CPU backend.
   int tile_rows = 0;

@@ -6,12 +6,16 @@
 #pragma once
 
 #include "cuda/combine/combine_launch.hpp"
+#include "cuda/common/launch.cuh"
 #include "cuda/common/ptx.cuh"
 #include "fp4moe/nvfp4.hpp"
 
 namespace fp4moe::cuda {
 
+constexpr int kCombineSlotBatch = 8;
+
 __global__ void combine_kernel(CombineParams p) {
+  griddep_wait();  // y and positions come from the previous kernels
   const int64_t pairs_per_row = p.hidden / 2;
   const int64_t total = p.tokens * pairs_per_row;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
@@ -19,14 +23,29 @@ __global__ void combine_kernel(CombineParams p) {
     const int64_t col = (i - t * pairs_per_row) * 2;
     float acc0 = 0.0f, acc1 = 0.0f;
     bool any = false;
-    for (int64_t k = 0; k < p.top_k; ++k) {
-      const int32_t pos = p.position[t * p.top_k + k];
-      if (pos < 0) continue;
-      const float w = p.topk_weights[t * p.top_k + k];
-      const float2 y = *reinterpret_cast<const float2*>(p.y + int64_t(pos) * p.hidden + col);
-      acc0 = __fadd_rn(acc0, __fmul_rn(w, y.x));
-      acc1 = __fadd_rn(acc1, __fmul_rn(w, y.y));
-      any = true;
+    // Slots in batches: the position and weight loads of a batch, then its y loads, are independent of each other,
+    // so a token waits for two memory round trips per batch rather than two per slot.
+    for (int64_t k0 = 0; k0 < p.top_k; k0 += kCombineSlotBatch) {
+      int32_t pos[kCombineSlotBatch];
+      float w[kCombineSlotBatch];
+      float2 y[kCombineSlotBatch];
+#pragma unroll
+      for (int j = 0; j < kCombineSlotBatch; ++j) {
+        const bool slot = k0 + j < p.top_k;
+        pos[j] = slot ? p.position[t * p.top_k + k0 + j] : -1;
+        w[j] = slot ? p.topk_weights[t * p.top_k + k0 + j] : 0.0f;
+      }
+#pragma unroll
+      for (int j = 0; j < kCombineSlotBatch; ++j) {
+        y[j] = pos[j] >= 0 ? *reinterpret_cast<const float2*>(p.y + int64_t(pos[j]) * p.hidden + col) : make_float2(0, 0);
+      }
+#pragma unroll
+      for (int j = 0; j < kCombineSlotBatch; ++j) {
+        if (pos[j] < 0) continue;
+        acc0 = __fadd_rn(acc0, __fmul_rn(w[j], y[j].x));
+        acc1 = __fadd_rn(acc1, __fmul_rn(w[j], y[j].y));
+        any = true;
+      }
     }
     uint16_t* dst = p.out + t * p.out_ld + col;
     if (p.accumulate) {

@@ -3,13 +3,14 @@
 // (exact BF16 values e2m1·sf) and h is quantized per 16-column block with gs2 (spec §5.4) and stored dequantized,
 // so FC2 reads BF16 either way.
 // Tile: gated → gate rows 16j.. and up rows I+16j.. (each lane holds gate and up of the same output); non-gated →
-// rows 32j..32j+31. 4 warps split K (stream_gemm.cuh). Grid: (max tiles, I/16 gated or ceil(I/32)).
+// rows 32j..32j+31. 8 warps split K (stream_gemm.cuh). Grid: (max tiles, I/16 gated or ceil(I/32)).
 // Roofline: w13 bytes of the hit experts once per work tile (tiles of one expert run side by side, so repeats
 // mostly hit L2); 2·rows·2I·H flops; x and h traffic is a few KB per token.
 #pragma once
 
 #include "cuda/fc1/activation.cuh"
 #include "cuda/fc1/fc1_launch.hpp"
+#include "cuda/common/launch.cuh"
 #include "cuda/gemm/stream_gemm.cuh"
 #include "fp4moe/nvfp4.hpp"
 
@@ -76,8 +77,9 @@ __device__ void fc1_epilogue(const Fc1Params& p, const RouteTile& tile, int64_t 
 }
 
 template <bool kGated, int kNT>
-__global__ void __launch_bounds__(StreamShape::kThreads) fc1_kernel(Fc1Params p) {
+__global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT>) fc1_kernel(Fc1Params p) {
   __shared__ StreamSmem<kNT> smem;
+  griddep_wait();                                     // tiles, tokens (and h) come from the previous kernels
   if (int64_t(blockIdx.x) >= *p.num_tiles) return;  // the grid is sized for the worst case routing
   const RouteTile tile = p.tiles[blockIdx.x];
   const int64_t group = blockIdx.y;
@@ -86,6 +88,7 @@ __global__ void __launch_bounds__(StreamShape::kThreads) fc1_kernel(Fc1Params p)
   StreamAcc<kNT> acc;
   stream_block_gemm<kNT>(stream_weights(p.w13, tile.expert, tile0, tile1), fc1_tokens<kNT>(p, tile), p.hidden,
                          p.w13.k_tiles, smem, acc);
+  griddep_launch_dependents();
   if (threadIdx.x < 32) fc1_epilogue<kGated, kNT>(p, tile, group, acc);
 }
 

@@ -1,4 +1,4 @@
-// Launcher of the FC1 kernel. Instantiation table: gated or not × 8, 16, 32 or 64 rows per work tile.
+// Launcher of the FC1 kernel. Instantiation table: gated or not × 8, 16 or 32 rows per work tile.
 #include <cuda_runtime.h>
 
 #include "cuda/common/cuda_check.hpp"
@@ -13,8 +13,7 @@ template <bool kGated, int kNT>
 void launch(const Fc1Params& p, cudaStream_t stream) {
   const int64_t groups = kGated ? p.intermediate / format::kFragRows : (p.intermediate + 31) / 32;
   const dim3 grid(unsigned(p.max_tiles), unsigned(groups));
-  fc1_kernel<kGated, kNT><<<grid, StreamShape::kThreads, 0, stream>>>(p);
-  FP4MOE_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(fc1_kernel<kGated, kNT>, grid, StreamShape::kThreads, 0, stream, p);
 }
 
 template <bool kGated>
@@ -23,8 +22,7 @@ void launch_rows(const Fc1Params& p, cudaStream_t stream) {
     case 8: return launch<kGated, 1>(p, stream);
     case 16: return launch<kGated, 2>(p, stream);
     case 32: return launch<kGated, 4>(p, stream);
-    case 64: return launch<kGated, 8>(p, stream);
-    default: FP4MOE_CHECK(false, "FC1 work tile rows must be 8, 16, 32 or 64, got ", p.tile_rows);
+    default: FP4MOE_CHECK(false, "FC1 work tile rows must be 8, 16 or 32, got ", p.tile_rows);
   }
 }
 

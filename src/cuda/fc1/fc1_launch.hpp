@@ -10,7 +10,7 @@
 namespace fp4moe::cuda {
 
 struct Fc1Params {
-  // Routing: work tiles of tile_rows (8, 16, 32 or 64) sorted rows of one expert each
+  // Routing: work tiles of tile_rows (8, 16 or 32) sorted rows of one expert each
   const RouteTile* tiles = nullptr;
   const int32_t* num_tiles = nullptr;
   const int32_t* pairs_sorted = nullptr;  // pair t·K + k of each sorted row

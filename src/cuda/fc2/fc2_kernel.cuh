@@ -1,11 +1,12 @@
 // FC2 of the fused MoE: for one work tile (up to 8·kNT sorted rows of one expert) and 32 outputs
 // (two 16-row tiles of w2), streams the expert's w2 rows once against the tile's h rows (BF16; in W4A4 the exact
 // dequantized values FC1 wrote) and writes y = alpha · (h · w2ᵀ) in fp32 per sorted row for the combine.
-// Tile: rows 32j..32j+31 of w2 × 8·kNT tokens; 4 warps split K = I (stream_gemm.cuh). Grid: (max tiles, ceil(H/32)).
+// Tile: rows 32j..32j+31 of w2 × 8·kNT tokens; 8 warps split K = I (stream_gemm.cuh). Grid: (max tiles, ceil(H/32)).
 // Roofline: w2 bytes of the hit experts once per work tile; writes 4·H bytes per routed row.
 #pragma once
 
 #include "cuda/fc2/fc2_launch.hpp"
+#include "cuda/common/launch.cuh"
 #include "cuda/gemm/stream_gemm.cuh"
 
 namespace fp4moe::cuda {
@@ -43,14 +44,16 @@ __device__ void fc2_epilogue(const Fc2Params& p, const RouteTile& tile, int64_t 
 }
 
 template <int kNT>
-__global__ void __launch_bounds__(StreamShape::kThreads) fc2_kernel(Fc2Params p) {
+__global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT>) fc2_kernel(Fc2Params p) {
   __shared__ StreamSmem<kNT> smem;
+  griddep_wait();                                     // tiles, tokens (and h) come from the previous kernels
   if (int64_t(blockIdx.x) >= *p.num_tiles) return;  // the grid is sized for the worst case routing
   const RouteTile tile = p.tiles[blockIdx.x];
   const int64_t group = blockIdx.y;
   StreamAcc<kNT> acc;
   stream_block_gemm<kNT>(stream_weights(p.w2, tile.expert, 2 * group, 2 * group + 1), fc2_tokens<kNT>(p, tile),
                          p.intermediate, p.w2.k_tiles, smem, acc);
+  griddep_launch_dependents();
   if (threadIdx.x < 32) fc2_epilogue<kNT>(p, tile, group, acc);
 }
 

@@ -1,4 +1,4 @@
-// Launcher of the FC2 kernel. Instantiation table: 8, 16, 32 or 64 rows per work tile.
+// Launcher of the FC2 kernel. Instantiation table: 8, 16 or 32 rows per work tile.
 #include <cuda_runtime.h>
 
 #include "cuda/common/cuda_check.hpp"
@@ -12,8 +12,7 @@ namespace {
 template <int kNT>
 void launch(const Fc2Params& p, cudaStream_t stream) {
   const dim3 grid(unsigned(p.max_tiles), unsigned((p.hidden + 31) / 32));
-  fc2_kernel<kNT><<<grid, StreamShape::kThreads, 0, stream>>>(p);
-  FP4MOE_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(fc2_kernel<kNT>, grid, StreamShape::kThreads, 0, stream, p);
 }
 
 }  // namespace
@@ -25,8 +24,7 @@ void fc2_launch(const Fc2Params& p, void* stream_ptr) {
     case 8: return launch<1>(p, stream);
     case 16: return launch<2>(p, stream);
     case 32: return launch<4>(p, stream);
-    case 64: return launch<8>(p, stream);
-    default: FP4MOE_CHECK(false, "FC2 work tile rows must be 8, 16, 32 or 64, got ", p.tile_rows);
+    default: FP4MOE_CHECK(false, "FC2 work tile rows must be 8, 16 or 32, got ", p.tile_rows);
   }
 }
 

@@ -2,11 +2,11 @@
 // tiles of one expert's FP4 weights W (fragment tiles, streamed from HBM once) and up to 8·kNT BF16 rows X (tokens,
 // the narrow MMA dimension: W is the m16 A operand, X the n8 B operand, so one MMA covers 8 tokens).
 //
-// Block: 4 warps with the same two row tiles and the same tokens; K is split in 4 contiguous ranges of 64-wide
-// chunks, one per warp, and the 4 partial sums are added in a fixed order through shared memory (deterministic).
+// Block: 8 warps with the same two row tiles and the same tokens; K is split in 8 contiguous ranges of 64-wide
+// chunks, one per warp (many warps per SM even when few experts are hit), and the 8 partial sums are added in a fixed order through shared memory (deterministic).
 // Per chunk a lane loads 16 code bytes + 2 scale bytes per row tile (the A fragments of 4 MMAs: no shared memory,
 // no shuffles) and 32 bytes of each token row; weights are prefetched kDepth chunks ahead in registers, tokens one
-// chunk ahead up to 32 tokens (64-token tiles load them in place: registers).
+// chunk ahead.
 // Every work tile size sums each output in the same order (same K split, same MMA k grouping), so a token's result
 // does not depend on the batch it came in.
 // Roofline: decode batches: W bytes / HBM bandwidth, ALU ≈ 2.5 ops per weight; large batches: MMA issue and the
@@ -21,12 +21,16 @@
 namespace fp4moe::cuda {
 
 struct StreamShape {
-  static constexpr int kWarps = 4;
+  static constexpr int kWarps = 8;
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kRowTiles = 2;  // 16-row weight tiles per block
   static constexpr int kDepth = 4;     // chunks of weights in flight per warp
 };
 static_assert(StreamShape::kDepth % 2 == 0, "token buffers alternate between two slots");
+
+// Blocks per SM the register budget must allow (8-row tiles need the most warps in flight per byte).
+template <int kNT>
+inline constexpr int kStreamMinBlocks = kNT == 1 ? 3 : kNT == 2 ? 2 : 1;
 
 template <int kNT>
 using StreamAcc = float[StreamShape::kRowTiles][kNT][4];  // [row tile][8-token tile][MMA fragment]
@@ -124,26 +128,20 @@ __device__ void stream_mainloop(const StreamWeights& w, const StreamTokens<kNT>&
       for (int f = 0; f < 4; ++f) acc[i][j][f] = 0.0f;
     }
   }
-  constexpr bool kPrefetchTokens = kNT <= 4;
   WeightChunk wbuf[kDepth];
-  TokenChunk<kNT> xbuf[kPrefetchTokens ? 2 : 1];
+  TokenChunk<kNT> xbuf[2];
 #pragma unroll
   for (int d = 0; d < kDepth; ++d) {
     if (c_begin + d < c_end) load_weight_chunk(w, c_begin + d, wbuf[d]);
   }
-  if (kPrefetchTokens && c_begin < c_end) load_token_chunk(x, c_begin, k, xbuf[0]);
+  if (c_begin < c_end) load_token_chunk(x, c_begin, k, xbuf[0]);
   for (int64_t c = c_begin; c < c_end; c += kDepth) {
 #pragma unroll
     for (int d = 0; d < kDepth; ++d) {
       const int64_t cc = c + d;
       if (cc < c_end) {
-        if constexpr (kPrefetchTokens) {
-          if (cc + 1 < c_end) load_token_chunk(x, cc + 1, k, xbuf[(d + 1) % 2]);
-          mma_chunk<kNT>(wbuf[d], xbuf[d % 2], acc);
-        } else {
-          load_token_chunk(x, cc, k, xbuf[0]);
-          mma_chunk<kNT>(wbuf[d], xbuf[0], acc);
-        }
+        if (cc + 1 < c_end) load_token_chunk(x, cc + 1, k, xbuf[(d + 1) % 2]);
+        mma_chunk<kNT>(wbuf[d], xbuf[d % 2], acc);
         if (cc + kDepth < c_end) load_weight_chunk(w, cc + kDepth, wbuf[d]);
       }
     }

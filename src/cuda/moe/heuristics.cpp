@@ -8,21 +8,26 @@
 
 namespace fp4moe::cuda {
 
+namespace {
+
+constexpr int64_t kSmallTileMaxRowsPerExpert = 6;
+
+}  // namespace
+
 int plan_tile_rows(const MoeConfig& c, int64_t tokens, int force_rows) {
   if (force_rows > 0) {
     FP4MOE_CHECK(std::find(std::begin(kTileRowChoices), std::end(kTileRowChoices), force_rows) !=
                      std::end(kTileRowChoices),
-                 "work tile rows must be 8, 16, 32 or 64, got ", force_rows);
+                 "work tile rows must be 8, 16 or 32, got ", force_rows);
     return force_rows;
   }
-  // Rows per hit expert if the routing spreads evenly; a tile a third larger than that holds most experts whole.
+  // Rows per hit expert if the routing spreads evenly. H100, qwen3-30b-a3b W4A16 (bench/NOTES.md): 8-row tiles are
+  // fastest up to ~4 rows per expert, 16-row tiles from ~16 rows per expert on (also at 64 and more, where an
+  // expert's weights pass through L2 once per tile); 32-row tiles were slower everywhere (registers, occupancy).
   const int64_t pairs = tokens * c.top_k;
   const int64_t experts_hit = std::max<int64_t>(1, std::min(pairs, c.num_local_experts));
   const int64_t rows_per_expert = (pairs + experts_hit - 1) / experts_hit;
-  for (int rows : kTileRowChoices) {
-    if (rows_per_expert * 4 <= rows * 3) return rows;
-  }
-  return kTileRowChoices[std::size(kTileRowChoices) - 1];
+  return rows_per_expert <= kSmallTileMaxRowsPerExpert ? 8 : 16;
 }
 
 }  // namespace fp4moe::cuda

@@ -11,7 +11,7 @@
 
 namespace fp4moe::cuda {
 
-inline constexpr int kTileRowChoices[] = {8, 16, 32, 64};
+inline constexpr int kTileRowChoices[] = {8, 16, 32};
 
 // Rows of one routing work tile for `tokens` tokens. force_rows > 0 picks that size (tests, benchmarks).
 int plan_tile_rows(const MoeConfig& config, int64_t tokens, int force_rows = 0);

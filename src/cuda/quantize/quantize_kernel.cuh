@@ -10,6 +10,7 @@
 
 #include <cstdint>
 
+#include "cuda/common/launch.cuh"
 #include "cuda/quantize/quantize_launch.hpp"
 #include "fp4moe/format.hpp"
 #include "fp4moe/nvfp4.hpp"
@@ -48,6 +49,8 @@ __device__ __forceinline__ void store_dequant(uint16_t* dst, const uint8_t (&pac
 }
 
 __global__ void quantize_nvfp4_kernel(QuantizeParams p) {
+  griddep_wait();  // x may come from the previous kernel
+  griddep_launch_dependents();
   const int64_t blocks_per_row = p.k / kBlockSize;
   const int64_t total = p.rows * blocks_per_row;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
@@ -65,6 +68,8 @@ __global__ void quantize_nvfp4_kernel(QuantizeParams p) {
 
 // One thread per 16-element block: 8 code bytes + 1 scale in, 16 BF16 values out.
 __global__ void dequantize_nvfp4_kernel(DequantizeParams p) {
+  griddep_wait();
+  griddep_launch_dependents();
   const int64_t total = p.rows * (p.k / kBlockSize);
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const uint32_t* src = reinterpret_cast<const uint32_t*>(p.packed + i * 8);  // pre-quantized x: 4-byte aligned

@@ -19,8 +19,7 @@ void launch_quantize_nvfp4(const QuantizeParams& p, void* stream_ptr) {
   if (blocks == 0) return;
   constexpr int kThreads = 256;
   const int64_t grid = std::min<int64_t>((blocks + kThreads - 1) / kThreads, int64_t(1) << 20);
-  quantize_nvfp4_kernel<<<unsigned(grid), kThreads, 0, stream>>>(p);
-  FP4MOE_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(quantize_nvfp4_kernel, unsigned(grid), kThreads, 0, stream, p);
 }
 
 void launch_dequantize_nvfp4(const DequantizeParams& p, void* stream_ptr) {
@@ -28,8 +27,7 @@ void launch_dequantize_nvfp4(const DequantizeParams& p, void* stream_ptr) {
   if (blocks == 0) return;
   constexpr int kThreads = 256;
   const int64_t grid = std::min<int64_t>((blocks + kThreads - 1) / kThreads, int64_t(1) << 20);
-  dequantize_nvfp4_kernel<<<unsigned(grid), kThreads, 0, static_cast<cudaStream_t>(stream_ptr)>>>(p);
-  FP4MOE_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(dequantize_nvfp4_kernel, unsigned(grid), kThreads, 0, static_cast<cudaStream_t>(stream_ptr), p);
 }
 
 }  // namespace fp4moe::cuda

@@ -5,28 +5,25 @@
 // Two paths with the same outputs bit for bit:
 //  - sort path (any P): keys kernel → CUB stable radix sort → tiles kernel → positions kernel;
 //  - small path (P <= kRouteSmallMaxPairs, E_local <= kRouteSmallMaxExperts): route_small_kernel, one block, one
-//    launch. Keys are staged in shared memory; warp w owns the keys k with k % 32 == w (non-local key E_local
-//    included) and walks the keys in order, 32 at a time: the ballot of its keys, split by value (one more ballot per
-//    distinct key of the chunk), counts its keys' pairs, then, after a block scan into offsets, scatters them
-//    (row = cursor + lanes of the same key below). Deterministic, no atomics. Work per warp and pass: P/32 ballots
-//    plus one per distinct owned key of each chunk, whatever E_local.
+//    launch: a stable CUB block radix sort of (key, pair) in registers, offsets where the sorted key changes, block
+//    scans for the tiles and the active list. Deterministic, no atomics.
 #pragma once
 
+#include <cub/block/block_radix_sort.cuh>
 #include <cub/block/block_scan.cuh>
 
+#include "cuda/common/launch.cuh"
 #include "cuda/route/route_launch.hpp"
 
 namespace fp4moe::cuda {
 
 constexpr int kRouteTileThreads = 1024;
-constexpr int kRouteWarps = kRouteTileThreads / 32;
-constexpr unsigned kFullWarp = 0xffffffffu;
 
 using RouteScan = cub::BlockScan<int32_t, kRouteTileThreads, cub::BLOCK_SCAN_WARP_SCANS>;
 
 // Scratch of the block scans that write offsets, tiles and the active list.
 struct RouteScanStorage {
-  typename RouteScan::TempStorage offsets, tiles, active;
+  typename RouteScan::TempStorage tiles, active;
 };
 
 // Running totals over the chunks of experts: sorted rows, tiles and active experts so far.
@@ -114,100 +111,110 @@ __global__ void route_positions_kernel(RouteParams p) {
 
 // ---- small path --------------------------------------------------------------------------------------------------
 
-// Shared memory of route_small_kernel beyond its static part: one counter / cursor per key 0..E_local.
-inline size_t route_small_dynamic_smem(int64_t local_experts) { return size_t(local_experts + 1) * sizeof(int32_t); }
+constexpr int kRouteSmallThreads = 256;
 
-static_assert(kRouteSmallMaxPairs * sizeof(int32_t) + sizeof(RouteScanStorage) +
-                      (kRouteSmallMaxExperts + 1) * sizeof(int32_t) <= 48 * 1024,
+// Dynamic shared memory of route_small_kernel: the offsets of keys 0..E_local.
+constexpr size_t route_small_dynamic_smem(int64_t local_experts) { return size_t(local_experts + 1) * sizeof(int32_t); }
+
+template <int kItems>
+struct RouteSmallStorage {
+  using Sort = cub::BlockRadixSort<int32_t, kRouteSmallThreads, kItems, int32_t>;
+  using Scan = cub::BlockScan<int32_t, kRouteSmallThreads, cub::BLOCK_SCAN_WARP_SCANS>;
+  union {
+    typename Sort::TempStorage sort;
+    struct {
+      int32_t keys[kRouteSmallThreads * kItems];  // sorted keys
+      typename Scan::TempStorage tiles, active;
+    } after;
+  };
+};
+
+// Sorts (key, pair) of all pairs in the block (stable CUB block radix sort; padding keys E_local + 1 sort last) and
+// writes keys_sorted, pairs_sorted and position; the sorted keys stay in shared memory. Ends with a barrier.
+template <int kItems>
+__device__ void sort_pairs_in_block(const RouteParams& p, RouteSmallStorage<kItems>& smem, int end_bit) {
+  int32_t keys[kItems], pairs[kItems];
+#pragma unroll
+  for (int i = 0; i < kItems; ++i) {
+    const int32_t pair = int32_t(threadIdx.x) * kItems + i;
+    keys[i] = pair < p.pairs ? route_key(p, pair) : int32_t(p.local_experts + 1);
+    pairs[i] = pair;
+  }
+  typename RouteSmallStorage<kItems>::Sort(smem.sort).Sort(keys, pairs, 0, end_bit);
+  __syncthreads();  // the sort storage becomes the sorted-key array
+  const RouteBuffers& b = p.buffers;
+#pragma unroll
+  for (int i = 0; i < kItems; ++i) {
+    const int32_t s = int32_t(threadIdx.x) * kItems + i;
+    smem.after.keys[s] = keys[i];
+    if (s < p.pairs) {
+      b.keys_sorted[s] = keys[i];
+      b.pairs_sorted[s] = pairs[i];
+      b.position[pairs[i]] = keys[i] < p.local_experts ? s : -1;
+    }
+  }
+  __syncthreads();
+}
+
+// offsets[e] = first sorted row with key >= e, for e = 0..E_local: each row where the key changes sets the offsets
+// of the keys it skips over (each key is set exactly once). Ends with a barrier.
+__device__ void offsets_from_sorted_keys(const RouteParams& p, const int32_t* sorted, int32_t* offsets) {
+  const int32_t e_local = int32_t(p.local_experts), pairs = int32_t(p.pairs);
+  for (int32_t s = int32_t(threadIdx.x); s <= pairs; s += blockDim.x) {
+    const int32_t prev = s > 0 ? min(sorted[s - 1], e_local) : -1;
+    const int32_t cur = s < pairs ? min(sorted[s], e_local) : e_local;
+    for (int32_t e = prev + 1; e <= cur; ++e) {
+      offsets[e] = s;
+      p.buffers.offsets[e] = s;
+    }
+  }
+  __syncthreads();
+}
+
+// Work tiles and the active list from the offsets, experts in chunks of the block size (block scans place each
+// expert's tiles after those of the experts before).
+template <int kItems>
+__device__ void tiles_from_offsets(const RouteParams& p, const int32_t* offsets, RouteSmallStorage<kItems>& smem) {
+  using Scan = typename RouteSmallStorage<kItems>::Scan;
+  const RouteBuffers& b = p.buffers;
+  int32_t tiles_before = 0, active_before = 0;
+  for (int64_t base = 0; base < p.local_experts; base += blockDim.x) {
+    const int64_t e = base + threadIdx.x;
+    const int32_t begin = e < p.local_experts ? offsets[e] : 0, end = e < p.local_experts ? offsets[e + 1] : 0;
+    const int32_t count = (end - begin + p.tile_rows - 1) / p.tile_rows, active = end > begin ? 1 : 0;
+    int32_t first_tile = 0, chunk_tiles = 0, first_active = 0, chunk_active = 0;
+    Scan(smem.after.tiles).ExclusiveSum(count, first_tile, chunk_tiles);
+    Scan(smem.after.active).ExclusiveSum(active, first_active, chunk_active);
+    for (int32_t j = 0; j < count; ++j) {
+      const int32_t row = begin + j * p.tile_rows;
+      b.tiles[tiles_before + first_tile + j] = RouteTile{int32_t(e), row, min(row + p.tile_rows, end), 0};
+    }
+    if (active) b.active_experts[active_before + first_active] = int32_t(e);
+    tiles_before += chunk_tiles;
+    active_before += chunk_active;
+    __syncthreads();  // the scan storage is reused by the next chunk
+  }
+  if (threadIdx.x == 0) {
+    *b.num_tiles = tiles_before;
+    *b.num_active = active_before;
+  }
+}
+
+static_assert(sizeof(RouteSmallStorage<kRouteSmallMaxPairs / kRouteSmallThreads>) +
+                      route_small_dynamic_smem(kRouteSmallMaxExperts) <= 48 * 1024,
               "route_small_kernel must fit the default 48 KB of shared memory");
 
-// Keys of all pairs into shared memory; every counter to zero. Ends with a barrier.
-__device__ void stage_keys(const RouteParams& p, int32_t* keys, int32_t* counters) {
-  for (int64_t i = threadIdx.x; i < p.pairs; i += blockDim.x) keys[i] = route_key(p, i);
-  for (int64_t e = threadIdx.x; e <= p.local_experts; e += blockDim.x) counters[e] = 0;
-  __syncthreads();
-}
-
-// Walks the keys 32 at a time, in order; for each distinct key k with k % 32 == warp in a chunk, calls
-// visit(k, group, pair): group = ballot of the chunk's lanes holding k (lane order = pair order), pair = this lane's
-// pair index. Warp-uniform: every lane takes part in every call.
-template <class Visit>
-__device__ __forceinline__ void for_each_owned_group(const int32_t* keys, int32_t pairs, Visit visit) {
-  const int32_t warp = int32_t(threadIdx.x) / 32, lane = int32_t(threadIdx.x) % 32;
-  for (int32_t base = 0; base < pairs; base += 32) {
-    const int32_t pair = base + lane;
-    const int32_t key = pair < pairs ? keys[pair] : -1;
-    const bool owned = key >= 0 && key % kRouteWarps == warp;
-    for (unsigned pending = __ballot_sync(kFullWarp, owned); pending != 0;) {
-      const int32_t k = __shfl_sync(kFullWarp, key, __ffs(pending) - 1);
-      const unsigned group = __ballot_sync(kFullWarp, owned && key == k);
-      visit(k, group, pair);
-      pending &= ~group;
-    }
-  }
-}
-
-// counters[k] = pairs of key k, for the keys this warp owns (lane 0 of the owner warp alone touches them). Ends with
-// a barrier.
-__device__ void count_keys(const int32_t* keys, int32_t pairs, int32_t* counters) {
-  const int32_t lane = int32_t(threadIdx.x) % 32;
-  for_each_owned_group(keys, pairs, [&](int32_t k, unsigned group, int32_t) {
-    if (lane == 0) counters[k] += __popc(group);
-  });
-  __syncthreads();
-}
-
-// Counts → exclusive offsets over keys 0..E_local (offsets[E_local] = local pairs), in place (they become the
-// scatter cursors) and into b.offsets; then the tiles and the active list. Ends with a barrier.
-__device__ void scan_offsets_and_tiles(const RouteParams& p, int32_t* counters, RouteScanStorage& storage) {
-  const RouteBuffers& b = p.buffers;
-  RouteTotals totals;
-  for (int64_t base = 0; base <= p.local_experts; base += blockDim.x) {
-    const int64_t e = base + threadIdx.x;
-    const int32_t count = e <= p.local_experts ? counters[e] : 0;
-    int32_t first = 0, chunk_rows = 0;
-    RouteScan(storage.offsets).ExclusiveSum(count, first, chunk_rows);
-    const int32_t begin = totals.rows + first;
-    if (e <= p.local_experts) {
-      counters[e] = begin;
-      b.offsets[e] = begin;
-    }
-    totals.rows += chunk_rows;
-    const bool local = e < p.local_experts;
-    write_tiles_chunk(b, p.tile_rows, e, local ? begin : 0, local ? begin + count : 0, storage, totals);
-  }
-  write_tile_totals(b, totals);
-}
-
-// Each pair to its sorted row: cursor of its key + lanes of the same key below it; the cursor then advances by the
-// group (lane 0 of the owner warp alone touches the cursors of its keys). keys_sorted, pairs_sorted and position (-1
-// for key E_local) are written for all P pairs.
-__device__ void scatter_pairs(const RouteParams& p, const int32_t* keys, int32_t* cursors) {
-  const RouteBuffers& b = p.buffers;
-  const int32_t lane = int32_t(threadIdx.x) % 32;
-  const unsigned lanes_below = (1u << lane) - 1;
-  for_each_owned_group(keys, int32_t(p.pairs), [&](int32_t k, unsigned group, int32_t pair) {
-    const int32_t cursor = __shfl_sync(kFullWarp, lane == 0 ? cursors[k] : 0, 0);
-    if (group >> lane & 1u) {
-      const int32_t row = cursor + __popc(group & lanes_below);
-      b.keys_sorted[row] = k;
-      b.pairs_sorted[row] = pair;
-      b.position[pair] = k < p.local_experts ? row : -1;
-    }
-    if (lane == 0) cursors[k] = cursor + __popc(group);
-  });
-}
-
-// The whole pre-pass in one block (P <= kRouteSmallMaxPairs, E_local <= kRouteSmallMaxExperts); dynamic shared
-// memory: route_small_dynamic_smem(E_local).
-__global__ void __launch_bounds__(kRouteTileThreads) route_small_kernel(RouteParams p) {
-  __shared__ int32_t keys[kRouteSmallMaxPairs];
-  __shared__ RouteScanStorage storage;
-  extern __shared__ int32_t route_counters[];
-  stage_keys(p, keys, route_counters);
-  count_keys(keys, int32_t(p.pairs), route_counters);
-  scan_offsets_and_tiles(p, route_counters, storage);
-  scatter_pairs(p, keys, route_counters);
+// The whole pre-pass in one block of kRouteSmallThreads threads, P <= kRouteSmallThreads · kItems; dynamic shared
+// memory: route_small_dynamic_smem(E_local). end_bit: bits of the largest key (E_local + 1).
+template <int kItems>
+__global__ void __launch_bounds__(kRouteSmallThreads) route_small_kernel(RouteParams p, int end_bit) {
+  __shared__ RouteSmallStorage<kItems> smem;
+  extern __shared__ int32_t route_offsets[];
+  griddep_wait();  // topk_ids may come from the caller's previous kernel
+  griddep_launch_dependents();
+  sort_pairs_in_block<kItems>(p, smem, end_bit);
+  offsets_from_sorted_keys(p, smem.after.keys, route_offsets);
+  tiles_from_offsets<kItems>(p, route_offsets, smem);
 }
 
 }  // namespace fp4moe::cuda

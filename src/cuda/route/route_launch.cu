@@ -40,8 +40,14 @@ void route_launch(const RouteParams& p, void* stream_ptr) {
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   if (p.pairs == 0) return;
   if (use_small_path(p)) {
-    route_small_kernel<<<1, kRouteTileThreads, route_small_dynamic_smem(p.local_experts), stream>>>(p);
-    FP4MOE_CUDA_CHECK(cudaGetLastError());
+    const int end_bit = int(std::bit_width(uint64_t(p.local_experts + 1)));
+    const size_t smem = route_small_dynamic_smem(p.local_experts);
+    if (p.pairs <= kRouteSmallThreads) {
+      launch_pdl(route_small_kernel<1>, 1, kRouteSmallThreads, smem, stream, p, end_bit);
+    } else {
+      launch_pdl(route_small_kernel<kRouteSmallMaxPairs / kRouteSmallThreads>, 1, kRouteSmallThreads, smem, stream, p,
+                 end_bit);
+    }
     return;
   }
   constexpr int kThreads = 256;

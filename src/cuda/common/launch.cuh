@@ -1,0 +1,45 @@
+// Kernel launches with programmatic dependent launch (PDL, sm_90+): the next kernel of the layer is scheduled while
+// the current one drains, and waits in-kernel (griddep_wait) before it reads anything the previous kernel wrote.
+// On older GPUs the attribute is not set and launches serialize as usual; the device calls compile to nothing.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "cuda/common/cuda_check.hpp"
+
+namespace fp4moe::cuda {
+
+// Blocks until the grids this one depends on have completed and their memory is visible. Call before the first
+// read of a predecessor's output (or of the caller's inputs: the layer's first kernel may overlap the caller's).
+__device__ __forceinline__ void griddep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+// Lets the dependent grid start launching (once every block of this grid has called it or exited).
+__device__ __forceinline__ void griddep_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// Whether the current device supports PDL (compute capability 9.0+), queried once per device.
+bool pdl_supported();
+
+template <class... Params, class... Args>
+void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = &attr;
+  config.numAttrs = pdl_supported() ? 1 : 0;
+  FP4MOE_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
+
+}  // namespace fp4moe::cuda
