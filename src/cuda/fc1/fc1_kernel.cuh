@@ -3,7 +3,7 @@
 // (exact BF16 values e2m1·sf) and h is quantized per 16-column block with gs2 (spec §5.4) and stored dequantized,
 // so FC2 reads BF16 either way.
 // Tile: gated → gate rows 16j.. and up rows I+16j.. (each lane holds gate and up of the same output); non-gated →
-// rows 32j..32j+31. 8 warps split K (stream_gemm.cuh). Grid: (max tiles, I/16 gated or ceil(I/32)).
+// rows 32j..32j+31. 4 warps split K (stream_gemm.cuh). Grid: (max tiles, I/16 gated or ceil(I/32)).
 // Roofline: w13 bytes of the hit experts once per work tile (tiles of one expert run side by side, so repeats
 // mostly hit L2); 2·rows·2I·H flops; x and h traffic is a few KB per token.
 #pragma once

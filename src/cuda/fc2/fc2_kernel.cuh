@@ -1,7 +1,7 @@
 // FC2 of the fused MoE: for one work tile (up to 8·kNT sorted rows of one expert) and 32 outputs
 // (two 16-row tiles of w2), streams the expert's w2 rows once against the tile's h rows (BF16; in W4A4 the exact
 // dequantized values FC1 wrote) and writes y = alpha · (h · w2ᵀ) in fp32 per sorted row for the combine.
-// Tile: rows 32j..32j+31 of w2 × 8·kNT tokens; 8 warps split K = I (stream_gemm.cuh). Grid: (max tiles, ceil(H/32)).
+// Tile: rows 32j..32j+31 of w2 × 8·kNT tokens; 4 warps split K = I (stream_gemm.cuh). Grid: (max tiles, ceil(H/32)).
 // Roofline: w2 bytes of the hit experts once per work tile; writes 4·H bytes per routed row.
 #pragma once
 

@@ -2,8 +2,8 @@
 // tiles of one expert's FP4 weights W (fragment tiles, streamed from HBM once) and up to 8·kNT BF16 rows X (tokens,
 // the narrow MMA dimension: W is the m16 A operand, X the n8 B operand, so one MMA covers 8 tokens).
 //
-// Block: 8 warps with the same two row tiles and the same tokens; K is split in 8 contiguous ranges of 64-wide
-// chunks, one per warp (many warps per SM even when few experts are hit), and the 8 partial sums are added in a fixed order through shared memory (deterministic).
+// Block: 4 warps with the same two row tiles and the same tokens; K is split in 4 contiguous ranges of 64-wide
+// chunks, one per warp, and the 4 partial sums are added in a fixed order through shared memory (deterministic).
 // Per chunk a lane loads 16 code bytes + 2 scale bytes per row tile (the A fragments of 4 MMAs: no shared memory,
 // no shuffles) and 32 bytes of each token row; weights are prefetched kDepth chunks ahead in registers, tokens one
 // chunk ahead.
@@ -21,7 +21,7 @@
 namespace fp4moe::cuda {
 
 struct StreamShape {
-  static constexpr int kWarps = 8;
+  static constexpr int kWarps = 4;
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kRowTiles = 2;  // 16-row weight tiles per block
   static constexpr int kDepth = 4;     // chunks of weights in flight per warp
@@ -30,7 +30,7 @@ static_assert(StreamShape::kDepth % 2 == 0, "token buffers alternate between two
 
 // Blocks per SM the register budget must allow (8-row tiles need the most warps in flight per byte).
 template <int kNT>
-inline constexpr int kStreamMinBlocks = kNT == 1 ? 3 : kNT == 2 ? 2 : 1;
+inline constexpr int kStreamMinBlocks = kNT == 1 ? 5 : kNT == 2 ? 3 : 2;
 
 template <int kNT>
 using StreamAcc = float[StreamShape::kRowTiles][kNT][4];  // [row tile][8-token tile][MMA fragment]
