@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "api/prepared.hpp"
+#include "cuda/moe/heuristics.hpp"
 #include "cuda/moe/moe_launch.hpp"
 #include "fp4moe/error.hpp"
 
@@ -119,9 +120,8 @@ void Runner::run(const MoeInputs& inputs, TensorView out, void* workspace, size_
   FP4MOE_CHECK_ARG(workspace_bytes >= need, "workspace_bytes", detail::concat(">= ", need, " bytes"),
                    detail::concat(workspace_bytes, " bytes"));
   FP4MOE_CHECK_ARG(workspace != nullptr || need == 0, "workspace", "a buffer", "nullptr");
-  FP4MOE_CHECK_ARG(options.tile_rows == 0 || options.tile_rows == 8 || options.tile_rows == 16 ||
-                       options.tile_rows == 32,
-                   "options.tile_rows", "0, 8, 16 or 32", options.tile_rows);
+  FP4MOE_CHECK_ARG(options.tile_rows == 0 || cuda::is_tile_rows_choice(options.tile_rows), "options.tile_rows",
+                   "0, 8, 16 or 32", options.tile_rows);
   if (s.tokens == 0) return;
   if (!s.prequantized) {
     FP4MOE_CHECK_ARG(c.mode != Mode::kW4A4 || w.gs1 > 0, "weights.fc1_input_scale",

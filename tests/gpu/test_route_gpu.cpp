@@ -1,7 +1,7 @@
 // The routing pre-pass on the GPU: the one-launch small path (P <= kRouteSmallMaxPairs) against the CUB sort path
 // (forced), bit for bit on every output buffer (both poisoned first, so an unwritten entry shows), and both against a
-// host computation: stable order by local expert with the non-local pairs last, offsets, positions, 64-row tiles and
-// the active list. Cases: P = 1, 8, odd sizes, 4096 (largest small) and 4097 (sort only), E_local = 1, E_local at and
+// host computation: stable order by local expert with the non-local pairs last, offsets, positions and work tiles of
+// 8 to 64 rows. Cases: P = 1, 8, odd sizes, 4096 (largest small) and 4097 (sort only), E_local = 1, E_local at and
 // past kRouteSmallMaxExperts, all pairs on one expert, ids out of range, random ids (fresh seed, printed on failure).
 #include <gtest/gtest.h>
 
@@ -63,7 +63,7 @@ std::vector<int32_t> make_ids(const RouteCase& c, std::mt19937_64& rng) {
 
 // The outputs as the host computes them.
 struct HostRoute {
-  std::vector<int32_t> keys_sorted, pairs_sorted, offsets, position, active;
+  std::vector<int32_t> keys_sorted, pairs_sorted, offsets, position;
   std::vector<RouteTile> tiles;
 };
 
@@ -88,7 +88,6 @@ HostRoute host_route(const RouteCase& c, const std::vector<int32_t>& ids) {
     }
     const int32_t end = int32_t(h.pairs_sorted.size());
     if (e == e_local || end == begin) continue;
-    h.active.push_back(int32_t(e));
     for (int32_t row = begin; row < end; row += c.tile_rows) {
       h.tiles.push_back(RouteTile{int32_t(e), row, std::min(row + c.tile_rows, end), 0});
     }
@@ -98,8 +97,7 @@ HostRoute host_route(const RouteCase& c, const std::vector<int32_t>& ids) {
 
 // Every buffer of the pre-pass, filled with kPoison bytes.
 struct RouteWorkspace {
-  DeviceBuffer keys_in, pairs_in, keys_sorted, pairs_sorted, offsets, position, tiles, num_tiles, active, num_active,
-      sort_temp;
+  DeviceBuffer keys_in, pairs_in, keys_sorted, pairs_sorted, offsets, position, tiles, num_tiles, sort_temp;
 
   explicit RouteWorkspace(const RouteCase& c)
       : keys_in(ints(c.pairs), kPoison),
@@ -110,8 +108,6 @@ struct RouteWorkspace {
         position(ints(c.pairs), kPoison),
         tiles(size_t(cuda::max_route_tiles(c.pairs, c.local_experts, c.tile_rows)) * sizeof(RouteTile), kPoison),
         num_tiles(ints(1), kPoison),
-        active(ints(c.local_experts), kPoison),
-        num_active(ints(1), kPoison),
         sort_temp(cuda::route_sort_temp_bytes(c.pairs), kPoison) {}
 
   static size_t ints(int64_t n) { return size_t(n) * sizeof(int32_t); }
@@ -126,8 +122,6 @@ struct RouteWorkspace {
     b.position = static_cast<int32_t*>(position.get());
     b.tiles = static_cast<RouteTile*>(tiles.get());
     b.num_tiles = static_cast<int32_t*>(num_tiles.get());
-    b.active_experts = static_cast<int32_t*>(active.get());
-    b.num_active = static_cast<int32_t*>(num_active.get());
     b.sort_temp = sort_temp.get();
     b.sort_temp_bytes = sort_temp.bytes();
     return b;
@@ -148,7 +142,7 @@ void run_route(const RouteCase& c, const DeviceBuffer& ids, const RouteWorkspace
   FP4MOE_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-// The output buffers of both paths, byte for byte (entries past num_tiles / num_active stay poisoned in both).
+// The output buffers of both paths, byte for byte (entries past num_tiles stay poisoned in both).
 void expect_same_outputs(const RouteWorkspace& small, const RouteWorkspace& sort) {
   auto same = [](const DeviceBuffer& a, const DeviceBuffer& b, const char* name) {
     const auto x = a.to_host<uint8_t>(), y = b.to_host<uint8_t>();
@@ -160,8 +154,6 @@ void expect_same_outputs(const RouteWorkspace& small, const RouteWorkspace& sort
   same(small.position, sort.position, "position");
   same(small.tiles, sort.tiles, "tiles");
   same(small.num_tiles, sort.num_tiles, "num_tiles");
-  same(small.active, sort.active, "active_experts");
-  same(small.num_active, sort.num_active, "num_active");
 }
 
 bool same_tile(const RouteTile& a, const RouteTile& b) {
@@ -173,10 +165,6 @@ void expect_matches_host(const RouteWorkspace& ws, const HostRoute& h) {
   EXPECT_EQ(ws.pairs_sorted.to_host<int32_t>(), h.pairs_sorted);
   EXPECT_EQ(ws.offsets.to_host<int32_t>(), h.offsets);
   EXPECT_EQ(ws.position.to_host<int32_t>(), h.position);
-  const int32_t num_active = ws.num_active.to_host<int32_t>()[0];
-  ASSERT_EQ(num_active, int32_t(h.active.size()));
-  const auto active = ws.active.to_host<int32_t>();
-  EXPECT_TRUE(std::equal(h.active.begin(), h.active.end(), active.begin())) << "active_experts";
   const int32_t num_tiles = ws.num_tiles.to_host<int32_t>()[0];
   ASSERT_EQ(num_tiles, int32_t(h.tiles.size()));
   const auto tiles = ws.tiles.to_host<RouteTile>();

@@ -13,7 +13,10 @@ namespace fp4moe::cuda {
 
 inline constexpr int kTileRowChoices[] = {8, 16, 32};
 
-// Rows of one routing work tile for `tokens` tokens. force_rows > 0 picks that size (tests, benchmarks).
+// Whether `rows` is one of kTileRowChoices.
+bool is_tile_rows_choice(int rows);
+
+// Rows of one routing work tile for `tokens` tokens. force_rows > 0 (a validated choice) picks that size.
 int plan_tile_rows(const MoeConfig& config, int64_t tokens, int force_rows = 0);
 
 }  // namespace fp4moe::cuda

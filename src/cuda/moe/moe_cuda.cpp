@@ -21,7 +21,7 @@ constexpr size_t kAlign = 256;
 // Byte offsets of the workspace sections for T tokens (each section 256-byte aligned).
 struct Layout {
   size_t keys_in = 0, pairs_in = 0, keys_sorted = 0, pairs_sorted = 0, position = 0, offsets = 0;
-  size_t tiles = 0, num_tiles = 0, active_experts = 0, num_active = 0, sort_temp = 0, sort_temp_bytes = 0;
+  size_t tiles = 0, num_tiles = 0, sort_temp = 0, sort_temp_bytes = 0;
   size_t x_deq = 0;  // W4A4: x quantized with gs1, as exact BF16 values e2m1·sf
   size_t h = 0;      // BF16 h per sorted row
   size_t y = 0;
@@ -46,8 +46,6 @@ Layout make_layout(const MoeConfig& c, int64_t tokens) {
   l.offsets = take(size_t(c.num_local_experts + 1) * sizeof(int32_t));
   l.tiles = take(size_t(max_route_tiles(pairs, c.num_local_experts, kTileRowChoices[0])) * sizeof(RouteTile));
   l.num_tiles = take(sizeof(int32_t));
-  l.active_experts = take(size_t(c.num_local_experts) * sizeof(int32_t));
-  l.num_active = take(sizeof(int32_t));
   l.sort_temp_bytes = route_sort_temp_bytes(pairs);
   l.sort_temp = take(l.sort_temp_bytes);
   const bool w4a4 = c.mode == Mode::kW4A4;
@@ -81,8 +79,6 @@ RouteBuffers route_buffers(void* ws, const Layout& l) {
   rb.position = section<int32_t>(ws, l.position);
   rb.tiles = section<RouteTile>(ws, l.tiles);
   rb.num_tiles = section<int32_t>(ws, l.num_tiles);
-  rb.active_experts = section<int32_t>(ws, l.active_experts);
-  rb.num_active = section<int32_t>(ws, l.num_active);
   rb.sort_temp = section<void>(ws, l.sort_temp);
   rb.sort_temp_bytes = l.sort_temp_bytes;
   return rb;

@@ -1,12 +1,12 @@
 // Routing pre-pass kernels. Inputs: topk_ids [P = T·K]. Outputs: pairs sorted by local expert, stably (token order is
 // kept inside each expert; pairs that are not local come last, key E_local), per-expert offsets, the sorted row of
-// each pair, the 64-row work tiles and the list of active experts. Bytes: a few int32 per pair; negligible next to
+// each pair and the work tiles. Bytes: a few int32 per pair; negligible next to
 // the weights.
 // Two paths with the same outputs bit for bit:
 //  - sort path (any P): keys kernel → CUB stable radix sort → tiles kernel → positions kernel;
 //  - small path (P <= kRouteSmallMaxPairs, E_local <= kRouteSmallMaxExperts): route_small_kernel, one block, one
 //    launch: a stable CUB block radix sort of (key, pair) in registers, offsets where the sorted key changes, block
-//    scans for the tiles and the active list. Deterministic, no atomics.
+//    scans for the tiles. Deterministic, no atomics.
 #pragma once
 
 #include <cub/block/block_radix_sort.cuh>
@@ -19,17 +19,31 @@ namespace fp4moe::cuda {
 
 constexpr int kRouteTileThreads = 1024;
 
-using RouteScan = cub::BlockScan<int32_t, kRouteTileThreads, cub::BLOCK_SCAN_WARP_SCANS>;
+template <int kThreads>
+using RouteScan = cub::BlockScan<int32_t, kThreads, cub::BLOCK_SCAN_WARP_SCANS>;
 
-// Scratch of the block scans that write offsets, tiles and the active list.
-struct RouteScanStorage {
-  typename RouteScan::TempStorage tiles, active;
-};
-
-// Running totals over the chunks of experts: sorted rows, tiles and active experts so far.
-struct RouteTotals {
-  int32_t rows = 0, tiles = 0, active = 0;
-};
+// Work tiles from the per-expert offsets (kThreads = the block size): experts in chunks of kThreads, a block scan of
+// tile counts places each expert's tiles after those of the experts before. Both routing paths end here.
+template <int kThreads>
+__device__ void write_tiles(const RouteParams& p, const int32_t* offsets,
+                            typename RouteScan<kThreads>::TempStorage& storage) {
+  const RouteBuffers& b = p.buffers;
+  int32_t tiles_before = 0;
+  for (int64_t base = 0; base < p.local_experts; base += kThreads) {
+    const int64_t e = base + threadIdx.x;
+    const int32_t begin = e < p.local_experts ? offsets[e] : 0, end = e < p.local_experts ? offsets[e + 1] : 0;
+    const int32_t count = (end - begin + p.tile_rows - 1) / p.tile_rows;
+    int32_t first = 0, chunk_tiles = 0;
+    RouteScan<kThreads>(storage).ExclusiveSum(count, first, chunk_tiles);
+    for (int32_t j = 0; j < count; ++j) {
+      const int32_t row = begin + j * p.tile_rows;
+      b.tiles[tiles_before + first + j] = RouteTile{int32_t(e), row, min(row + p.tile_rows, end), 0};
+    }
+    tiles_before += chunk_tiles;
+    __syncthreads();  // the scan storage is reused by the next chunk
+  }
+  if (threadIdx.x == 0) *b.num_tiles = tiles_before;
+}
 
 // Key of pair i: its local expert, or E_local when the id is outside [0, E) or outside the local range.
 __device__ __forceinline__ int32_t route_key(const RouteParams& p, int64_t i) {
@@ -56,49 +70,15 @@ __device__ __forceinline__ int32_t lower_bound_key(const int32_t* keys, int64_t 
   return int32_t(lo);
 }
 
-// One chunk of kRouteTileThreads experts, thread = expert e with rows [begin, end) (empty past E_local): block scans
-// of tile counts and activity place its tiles and its entry of the active list after those of the chunks before.
-// Ends with a barrier (the scan storage is reused by the next chunk).
-__device__ void write_tiles_chunk(const RouteBuffers& b, int32_t tile_rows, int64_t e, int32_t begin, int32_t end,
-                                  RouteScanStorage& storage, RouteTotals& totals) {
-  const int32_t count = (end - begin + tile_rows - 1) / tile_rows;
-  const int32_t active = end > begin ? 1 : 0;
-  int32_t first_tile = 0, chunk_tiles = 0, first_active = 0, chunk_active = 0;
-  RouteScan(storage.tiles).ExclusiveSum(count, first_tile, chunk_tiles);
-  RouteScan(storage.active).ExclusiveSum(active, first_active, chunk_active);
-  first_tile += totals.tiles;
-  for (int32_t j = 0; j < count; ++j) {
-    const int32_t row = begin + j * tile_rows;
-    b.tiles[first_tile + j] = RouteTile{int32_t(e), row, min(row + tile_rows, end), 0};
-  }
-  if (active) b.active_experts[totals.active + first_active] = int32_t(e);
-  totals.tiles += chunk_tiles;
-  totals.active += chunk_active;
-  __syncthreads();
-}
-
-__device__ __forceinline__ void write_tile_totals(const RouteBuffers& b, const RouteTotals& totals) {
-  if (threadIdx.x == 0) {
-    *b.num_tiles = totals.tiles;
-    *b.num_active = totals.active;
-  }
-}
-
-// One block: offsets by binary search in the sorted keys, then the tiles and the active list.
+// One block: offsets by binary search in the sorted keys, then the tiles.
 __global__ void __launch_bounds__(kRouteTileThreads) route_tiles_kernel(RouteParams p) {
-  __shared__ RouteScanStorage storage;
+  __shared__ typename RouteScan<kRouteTileThreads>::TempStorage storage;
   const RouteBuffers& b = p.buffers;
   for (int64_t e = threadIdx.x; e <= p.local_experts; e += blockDim.x) {
     b.offsets[e] = lower_bound_key(b.keys_sorted, p.pairs, int32_t(e));
   }
   __syncthreads();
-  RouteTotals totals;
-  for (int64_t base = 0; base < p.local_experts; base += blockDim.x) {
-    const int64_t e = base + threadIdx.x;
-    const bool local = e < p.local_experts;
-    write_tiles_chunk(b, p.tile_rows, e, local ? b.offsets[e] : 0, local ? b.offsets[e + 1] : 0, storage, totals);
-  }
-  write_tile_totals(b, totals);
+  write_tiles<kRouteTileThreads>(p, b.offsets, storage);
 }
 
 // Sorted row of each pair (-1 for pairs that are not local).
@@ -119,12 +99,11 @@ constexpr size_t route_small_dynamic_smem(int64_t local_experts) { return size_t
 template <int kItems>
 struct RouteSmallStorage {
   using Sort = cub::BlockRadixSort<int32_t, kRouteSmallThreads, kItems, int32_t>;
-  using Scan = cub::BlockScan<int32_t, kRouteSmallThreads, cub::BLOCK_SCAN_WARP_SCANS>;
   union {
     typename Sort::TempStorage sort;
     struct {
       int32_t keys[kRouteSmallThreads * kItems];  // sorted keys
-      typename Scan::TempStorage tiles, active;
+      typename RouteScan<kRouteSmallThreads>::TempStorage scan;
     } after;
   };
 };
@@ -171,35 +150,6 @@ __device__ void offsets_from_sorted_keys(const RouteParams& p, const int32_t* so
   __syncthreads();
 }
 
-// Work tiles and the active list from the offsets, experts in chunks of the block size (block scans place each
-// expert's tiles after those of the experts before).
-template <int kItems>
-__device__ void tiles_from_offsets(const RouteParams& p, const int32_t* offsets, RouteSmallStorage<kItems>& smem) {
-  using Scan = typename RouteSmallStorage<kItems>::Scan;
-  const RouteBuffers& b = p.buffers;
-  int32_t tiles_before = 0, active_before = 0;
-  for (int64_t base = 0; base < p.local_experts; base += blockDim.x) {
-    const int64_t e = base + threadIdx.x;
-    const int32_t begin = e < p.local_experts ? offsets[e] : 0, end = e < p.local_experts ? offsets[e + 1] : 0;
-    const int32_t count = (end - begin + p.tile_rows - 1) / p.tile_rows, active = end > begin ? 1 : 0;
-    int32_t first_tile = 0, chunk_tiles = 0, first_active = 0, chunk_active = 0;
-    Scan(smem.after.tiles).ExclusiveSum(count, first_tile, chunk_tiles);
-    Scan(smem.after.active).ExclusiveSum(active, first_active, chunk_active);
-    for (int32_t j = 0; j < count; ++j) {
-      const int32_t row = begin + j * p.tile_rows;
-      b.tiles[tiles_before + first_tile + j] = RouteTile{int32_t(e), row, min(row + p.tile_rows, end), 0};
-    }
-    if (active) b.active_experts[active_before + first_active] = int32_t(e);
-    tiles_before += chunk_tiles;
-    active_before += chunk_active;
-    __syncthreads();  // the scan storage is reused by the next chunk
-  }
-  if (threadIdx.x == 0) {
-    *b.num_tiles = tiles_before;
-    *b.num_active = active_before;
-  }
-}
-
 static_assert(sizeof(RouteSmallStorage<kRouteSmallMaxPairs / kRouteSmallThreads>) +
                       route_small_dynamic_smem(kRouteSmallMaxExperts) <= 48 * 1024,
               "route_small_kernel must fit the default 48 KB of shared memory");
@@ -214,7 +164,7 @@ __global__ void __launch_bounds__(kRouteSmallThreads) route_small_kernel(RoutePa
   griddep_launch_dependents();
   sort_pairs_in_block<kItems>(p, smem, end_bit);
   offsets_from_sorted_keys(p, smem.after.keys, route_offsets);
-  tiles_from_offsets<kItems>(p, route_offsets, smem);
+  write_tiles<kRouteSmallThreads>(p, route_offsets, smem.after.scan);
 }
 
 }  // namespace fp4moe::cuda

@@ -1,6 +1,5 @@
 // Host-side interface of the routing pre-pass: (token, slot) pairs sorted by local expert, stably (token order is
-// kept inside each expert), per-expert offsets, the list of work tiles (tile_rows rows each) and the list of active experts. All on
-// the device. Small batches (P <= kRouteSmallMaxPairs) take one single-block launch; larger ones a CUB radix sort.
+// kept inside each expert), per-expert offsets and the work tiles (tile_rows rows each). All on the device. Small batches (P <= kRouteSmallMaxPairs) take one single-block launch; larger ones a CUB radix sort.
 // Both paths write the same outputs bit for bit.
 #pragma once
 
@@ -27,8 +26,6 @@ struct RouteBuffers {
   int32_t* position = nullptr;      // [P] sorted row of each pair, -1 if not local
   RouteTile* tiles = nullptr;       // [max_tiles]
   int32_t* num_tiles = nullptr;     // [1]
-  int32_t* active_experts = nullptr;  // [E_local] local experts with at least one pair, ascending
-  int32_t* num_active = nullptr;      // [1]
   void* sort_temp = nullptr;        // sort path scratch
   size_t sort_temp_bytes = 0;
 };
