@@ -1,6 +1,10 @@
 // Kernel launches with programmatic dependent launch (PDL, sm_90+): the next kernel of the layer is scheduled while
 // the current one drains, and waits in-kernel (griddep_wait) before it reads anything the previous kernel wrote.
 // On older GPUs the attribute is not set and launches serialize as usual; the device calls compile to nothing.
+// The layer's rule: every block calls griddep_wait before it calls griddep_launch_dependents or exits. Then a
+// kernel is launched only after its predecessor waited for the one before, so anything written two launches back
+// is complete and visible even before the kernel's own griddep_wait (FC2 reads the routing tiles and prefetches
+// weights that early).
 #pragma once
 
 #include <cuda_runtime.h>

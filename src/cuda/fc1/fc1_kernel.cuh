@@ -76,19 +76,29 @@ __device__ void fc1_epilogue(const Fc1Params& p, const RouteTile& tile, int64_t 
   }
 }
 
+// PDL order: the tiles come from the routing. When a quantize pass runs between the routing and FC1 (W4A4), that
+// pass waited for the routing before it let FC1 launch, so the tiles can be read and the weights prefetched before
+// griddep_wait; otherwise FC1 waits first (launch.cuh has the rule that makes this safe).
 template <bool kGated, int kNT>
 __global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT>) fc1_kernel(Fc1Params p) {
   __shared__ StreamSmem<kNT> smem;
-  griddep_wait();                                     // tiles, tokens (and h) come from the previous kernels
-  if (int64_t(blockIdx.x) >= *p.num_tiles) return;  // the grid is sized for the worst case routing
+  if (!p.tiles_ready_early) griddep_wait();
+  if (int64_t(blockIdx.x) >= *p.num_tiles) {  // the grid is sized for the worst case routing
+    griddep_wait();
+    return;
+  }
   const RouteTile tile = p.tiles[blockIdx.x];
   const int64_t group = blockIdx.y;
   const int64_t tile0 = kGated ? group : 2 * group;
   const int64_t tile1 = kGated ? p.intermediate / format::kFragRows + group : 2 * group + 1;
+  const auto tokens = [&] {
+    griddep_wait();  // x (W4A4: the quantize pass) and the sorted pairs
+    griddep_launch_dependents();
+    return fc1_tokens<kNT>(p, tile);
+  };
   StreamAcc<kNT> acc;
-  stream_block_gemm<kNT>(stream_weights(p.w13, tile.expert, tile0, tile1), fc1_tokens<kNT>(p, tile), p.hidden,
-                         p.w13.k_tiles, smem, acc);
-  griddep_launch_dependents();
+  stream_block_gemm<kNT>(stream_weights(p.w13, tile.expert, tile0, tile1), tokens, p.hidden, p.w13.k_tiles, smem,
+                         acc);
   if (threadIdx.x < 32) fc1_epilogue<kGated, kNT>(p, tile, group, acc);
 }
 

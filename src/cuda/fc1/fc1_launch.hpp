@@ -17,6 +17,9 @@ struct Fc1Params {
   int64_t max_tiles = 0;
   int tile_rows = 0;
   int64_t top_k = 0;
+  // The tiles were complete before FC1's predecessor let it launch (a quantize pass sits between the routing and
+  // FC1), so FC1 reads them and prefetches weights before waiting.
+  bool tiles_ready_early = false;
   // x rows gathered by token, BF16 (W4A4: the exact BF16 values e2m1·sf of x quantized with gs1)
   const uint16_t* x = nullptr;
   int64_t x_ld = 0;

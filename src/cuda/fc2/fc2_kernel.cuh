@@ -43,17 +43,25 @@ __device__ void fc2_epilogue(const Fc2Params& p, const RouteTile& tile, int64_t 
   }
 }
 
+// PDL order: FC1 lets FC2 launch only after FC1 waited for everything before it, so the routing tiles are complete
+// and the weights are prefetched before griddep_wait, overlapping FC1's tail; h is read after it.
 template <int kNT>
 __global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT>) fc2_kernel(Fc2Params p) {
   __shared__ StreamSmem<kNT> smem;
-  griddep_wait();                                     // tiles, tokens (and h) come from the previous kernels
-  if (int64_t(blockIdx.x) >= *p.num_tiles) return;  // the grid is sized for the worst case routing
+  if (int64_t(blockIdx.x) >= *p.num_tiles) {  // the grid is sized for the worst case routing
+    griddep_wait();
+    return;
+  }
   const RouteTile tile = p.tiles[blockIdx.x];
   const int64_t group = blockIdx.y;
+  const auto tokens = [&] {
+    griddep_wait();  // h comes from FC1
+    griddep_launch_dependents();
+    return fc2_tokens<kNT>(p, tile);
+  };
   StreamAcc<kNT> acc;
-  stream_block_gemm<kNT>(stream_weights(p.w2, tile.expert, 2 * group, 2 * group + 1), fc2_tokens<kNT>(p, tile),
-                         p.intermediate, p.w2.k_tiles, smem, acc);
-  griddep_launch_dependents();
+  stream_block_gemm<kNT>(stream_weights(p.w2, tile.expert, 2 * group, 2 * group + 1), tokens, p.intermediate,
+                         p.w2.k_tiles, smem, acc);
   if (threadIdx.x < 32) fc2_epilogue<kNT>(p, tile, group, acc);
 }
 

@@ -115,10 +115,30 @@ __device__ __forceinline__ void mma_chunk(const WeightChunk& w, const TokenChunk
   }
 }
 
-// acc = this warp's partial sum over chunks [c_begin, c_end) (zeroed first).
+// This warp's range of K chunks: K is split in kWarps contiguous ranges.
+struct StreamRange {
+  int64_t begin, end;
+};
+__device__ __forceinline__ StreamRange stream_warp_range(int64_t k_tiles) {
+  const int warp = int(threadIdx.x) / 32;
+  return {k_tiles * warp / StreamShape::kWarps, k_tiles * (warp + 1) / StreamShape::kWarps};
+}
+
+// The first kDepth weight chunks of the range, issued before the tokens are known (they do not depend on the
+// previous kernel, so this overlaps its tail).
+__device__ __forceinline__ void stream_prefetch(const StreamWeights& w, StreamRange r,
+                                                WeightChunk (&wbuf)[StreamShape::kDepth]) {
+#pragma unroll
+  for (int d = 0; d < StreamShape::kDepth; ++d) {
+    if (r.begin + d < r.end) load_weight_chunk(w, r.begin + d, wbuf[d]);
+  }
+}
+
+// acc = this warp's partial sum over the chunks of r (zeroed first); wbuf holds the prefetched first chunks.
 template <int kNT>
-__device__ void stream_mainloop(const StreamWeights& w, const StreamTokens<kNT>& x, int64_t k, int64_t c_begin,
-                                int64_t c_end, StreamAcc<kNT>& acc) {
+__device__ __forceinline__ void stream_mainloop(const StreamWeights& w, const StreamTokens<kNT>& x, int64_t k,
+                                                StreamRange r, WeightChunk (&wbuf)[StreamShape::kDepth],
+                                                StreamAcc<kNT>& acc) {
   constexpr int kDepth = StreamShape::kDepth;
 #pragma unroll
   for (int i = 0; i < StreamShape::kRowTiles; ++i) {
@@ -128,21 +148,16 @@ __device__ void stream_mainloop(const StreamWeights& w, const StreamTokens<kNT>&
       for (int f = 0; f < 4; ++f) acc[i][j][f] = 0.0f;
     }
   }
-  WeightChunk wbuf[kDepth];
   TokenChunk<kNT> xbuf[2];
-#pragma unroll
-  for (int d = 0; d < kDepth; ++d) {
-    if (c_begin + d < c_end) load_weight_chunk(w, c_begin + d, wbuf[d]);
-  }
-  if (c_begin < c_end) load_token_chunk(x, c_begin, k, xbuf[0]);
-  for (int64_t c = c_begin; c < c_end; c += kDepth) {
+  if (r.begin < r.end) load_token_chunk(x, r.begin, k, xbuf[0]);
+  for (int64_t c = r.begin; c < r.end; c += kDepth) {
 #pragma unroll
     for (int d = 0; d < kDepth; ++d) {
       const int64_t cc = c + d;
-      if (cc < c_end) {
-        if (cc + 1 < c_end) load_token_chunk(x, cc + 1, k, xbuf[(d + 1) % 2]);
+      if (cc < r.end) {
+        if (cc + 1 < r.end) load_token_chunk(x, cc + 1, k, xbuf[(d + 1) % 2]);
         mma_chunk<kNT>(wbuf[d], xbuf[d % 2], acc);
-        if (cc + kDepth < c_end) load_weight_chunk(w, cc + kDepth, wbuf[d]);
+        if (cc + kDepth < r.end) load_weight_chunk(w, cc + kDepth, wbuf[d]);
       }
     }
   }
@@ -153,14 +168,18 @@ struct StreamSmem {
   float partial[StreamShape::kWarps - 1][StreamShape::kRowTiles][kNT][4][32];
 };
 
-// The whole block's sum over all K chunks, left in warp 0's `acc` (other warps' acc is consumed). Warps add in
-// warp order, so the result does not depend on timing.
-template <int kNT>
-__device__ void stream_block_gemm(const StreamWeights& w, const StreamTokens<kNT>& x, int64_t k, int64_t k_tiles,
-                                  StreamSmem<kNT>& smem, StreamAcc<kNT>& acc) {
+// The whole block's sum over all K chunks, left in warp 0's `acc` (other warps' acc is consumed). The weight
+// prefetch is issued first; then `tokens()` is called (it waits for the previous kernel where the tokens come from
+// it) and returns the token rows. Warps add in warp order, so the result does not depend on timing.
+template <int kNT, class TokensFn>
+__device__ __forceinline__ void stream_block_gemm(const StreamWeights& w, TokensFn&& tokens, int64_t k,
+                                                  int64_t k_tiles, StreamSmem<kNT>& smem, StreamAcc<kNT>& acc) {
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  const int64_t c_begin = k_tiles * warp / StreamShape::kWarps, c_end = k_tiles * (warp + 1) / StreamShape::kWarps;
-  stream_mainloop<kNT>(w, x, k, c_begin, c_end, acc);
+  const StreamRange range = stream_warp_range(k_tiles);
+  WeightChunk wbuf[StreamShape::kDepth];
+  stream_prefetch(w, range, wbuf);
+  const StreamTokens<kNT> x = tokens();
+  stream_mainloop<kNT>(w, x, k, range, wbuf, acc);
   if (warp > 0) {
 #pragma unroll
     for (int i = 0; i < StreamShape::kRowTiles; ++i) {

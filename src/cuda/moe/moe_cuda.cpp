@@ -135,6 +135,7 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f1.max_tiles = max_tiles;
   f1.tile_rows = tile_rows;
   f1.top_k = c.top_k;
+  f1.tiles_ready_early = w4a4;  // the quantize pass between them waits for the routing before FC1 launches
   f1.x = w4a4 ? dequantized_x(m, l, stream) : m.x;
   f1.x_ld = w4a4 ? c.hidden : m.x_ld;
   f1.w4a4 = w4a4;
