@@ -31,6 +31,18 @@ __device__ __forceinline__ void griddep_launch_dependents() {
 // Whether the current device supports PDL (compute capability 9.0+), queried once per device.
 bool pdl_supported();
 
+// Asks for the largest shared-memory carveout for `kernel` (once per kernel), so that occupancy is bounded by its
+// registers and shared memory rather than by a smaller default L1/shared split.
+template <class... Params>
+void prefer_shared_memory(void (*kernel)(Params...)) {
+  static const bool done = [&] {
+    FP4MOE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                           int(cudaSharedmemCarveoutMaxShared)));
+    return true;
+  }();
+  (void)done;
+}
+
 template <class... Params, class... Args>
 void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
   cudaLaunchAttribute attr{};

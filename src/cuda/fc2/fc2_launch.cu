@@ -12,6 +12,7 @@ namespace {
 template <int kNT>
 void launch(const Fc2Params& p, cudaStream_t stream) {
   const dim3 grid(unsigned(p.max_tiles), unsigned((p.hidden + 31) / 32));
+  prefer_shared_memory(fc2_kernel<kNT>);
   launch_pdl(fc2_kernel<kNT>, grid, StreamShape::kThreads, 0, stream, p);
 }
 

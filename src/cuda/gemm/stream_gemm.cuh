@@ -4,9 +4,9 @@
 //
 // Block: 4 warps with the same two row tiles and the same tokens; K is split in 4 contiguous ranges of 64-wide
 // chunks, one per warp, and the 4 partial sums are added in a fixed order through shared memory (deterministic).
-// Per chunk a lane loads 16 code bytes + 2 scale bytes per row tile (the A fragments of 4 MMAs: no shared memory,
-// no shuffles) and 32 bytes of each token row; weights are prefetched kDepth chunks ahead in registers, tokens one
-// chunk ahead.
+// Per chunk a lane takes 16 code bytes + 2 scale bytes per row tile (the A fragments of 4 MMAs, no shuffles) and
+// 32 bytes of each token row; weights are staged several chunks ahead per warp (weight_stager.cuh: bulk copies
+// into shared memory on sm_90+, registers before), tokens one chunk ahead.
 // Every work tile size sums each output in the same order (same K split, same MMA k grouping), so a token's result
 // does not depend on the batch it came in.
 // Roofline: decode batches: W bytes / HBM bandwidth, ALU ≈ 2.5 ops per weight; large batches: MMA issue and the
@@ -17,42 +17,25 @@
 
 #include "cuda/common/fragment_decode.cuh"
 #include "cuda/common/ptx.cuh"
+#include "cuda/gemm/weight_stager.cuh"
 
 namespace fp4moe::cuda {
 
 struct StreamShape {
-  static constexpr int kWarps = 4;
+  static constexpr int kWarps = kStreamWarps;
   static constexpr int kThreads = 32 * kWarps;
-  static constexpr int kRowTiles = 2;  // 16-row weight tiles per block
-  static constexpr int kDepth = 4;     // chunks of weights in flight per warp
+  static constexpr int kRowTiles = kStreamRowTiles;
 };
-static_assert(StreamShape::kDepth % 2 == 0, "token buffers alternate between two slots");
+static_assert(WeightStager::kDepth % 2 == 0, "token buffers alternate between two slots");
 
-// Blocks per SM the register budget must allow (8-row tiles need the most warps in flight per byte).
+// Blocks per SM the register budget must allow (8-row tiles need the most warps in flight per byte). Staging in
+// shared memory frees the registers that hold weights in flight, so more blocks fit (measured, weight_stager.cuh).
 template <int kNT>
-inline constexpr int kStreamMinBlocks = kNT == 1 ? 5 : kNT == 2 ? 3 : 2;
+inline constexpr int kStreamMinBlocks = kHasBulkCopy ? (kNT == 1 ? 8 : kNT == 2 ? 5 : 2)
+                                                     : (kNT == 1 ? 5 : kNT == 2 ? 3 : 2);
 
 template <int kNT>
 using StreamAcc = float[StreamShape::kRowTiles][kNT][4];  // [row tile][8-token tile][MMA fragment]
-
-// This lane's view of the two weight row tiles: chunk c at codes[i] + c·512 and scales[i] + c·64.
-struct StreamWeights {
-  const uint8_t* codes[StreamShape::kRowTiles];
-  const uint8_t* scales[StreamShape::kRowTiles];
-};
-
-__device__ __forceinline__ StreamWeights stream_weights(const FragMatrix& m, int64_t expert, int64_t tile0, int64_t tile1) {
-  const int lane = int(threadIdx.x) % 32;
-  StreamWeights w;
-  const int64_t tiles[2] = {tile0, tile1};
-#pragma unroll
-  for (int i = 0; i < StreamShape::kRowTiles; ++i) {
-    const int64_t t = m.first_tile(expert, tiles[i]);
-    w.codes[i] = m.codes + t * format::kFragCodeBytes + lane * 16;
-    w.scales[i] = m.scales + t * format::kFragScaleBytes + lane * 2;
-  }
-  return w;
-}
 
 // This lane's token rows: row[j] = 16 BF16 values at k 16t.. of token g of 8-token tile j (nullptr = zeros).
 template <int kNT>
@@ -60,21 +43,8 @@ struct StreamTokens {
   const uint16_t* row[kNT];
 };
 
-struct WeightChunk {
-  uint4 codes[StreamShape::kRowTiles];
-  uint32_t scales[StreamShape::kRowTiles];
-};
-
 template <int kNT>
 using TokenChunk = uint4[kNT][2];
-
-__device__ __forceinline__ void load_weight_chunk(const StreamWeights& w, int64_t c, WeightChunk& out) {
-#pragma unroll
-  for (int i = 0; i < StreamShape::kRowTiles; ++i) {
-    out.codes[i] = __ldcs(reinterpret_cast<const uint4*>(w.codes[i] + c * format::kFragCodeBytes));
-    out.scales[i] = __ldcs(reinterpret_cast<const unsigned short*>(w.scales[i] + c * format::kFragScaleBytes));
-  }
-}
 
 // 32 bytes of each token row for chunk c; zeros past K (K is a multiple of 16, so a lane's 16 values are all in or
 // all out) or for missing tokens.
@@ -116,30 +86,16 @@ __device__ __forceinline__ void mma_chunk(const WeightChunk& w, const TokenChunk
 }
 
 // This warp's range of K chunks: K is split in kWarps contiguous ranges.
-struct StreamRange {
-  int64_t begin, end;
-};
 __device__ __forceinline__ StreamRange stream_warp_range(int64_t k_tiles) {
   const int warp = int(threadIdx.x) / 32;
   return {k_tiles * warp / StreamShape::kWarps, k_tiles * (warp + 1) / StreamShape::kWarps};
 }
 
-// The first kDepth weight chunks of the range, issued before the tokens are known (they do not depend on the
-// previous kernel, so this overlaps its tail).
-__device__ __forceinline__ void stream_prefetch(const StreamWeights& w, StreamRange r,
-                                                WeightChunk (&wbuf)[StreamShape::kDepth]) {
-#pragma unroll
-  for (int d = 0; d < StreamShape::kDepth; ++d) {
-    if (r.begin + d < r.end) load_weight_chunk(w, r.begin + d, wbuf[d]);
-  }
-}
-
-// acc = this warp's partial sum over the chunks of r (zeroed first); wbuf holds the prefetched first chunks.
+// acc = this warp's partial sum over the chunks of its range (zeroed first); the stager was started.
 template <int kNT>
-__device__ __forceinline__ void stream_mainloop(const StreamWeights& w, const StreamTokens<kNT>& x, int64_t k,
-                                                StreamRange r, WeightChunk (&wbuf)[StreamShape::kDepth],
-                                                StreamAcc<kNT>& acc) {
-  constexpr int kDepth = StreamShape::kDepth;
+__device__ __forceinline__ void stream_mainloop(WeightStager& stager, const StreamTokens<kNT>& x, int64_t k,
+                                                StreamRange r, StreamAcc<kNT>& acc) {
+  constexpr int kDepth = WeightStager::kDepth;
 #pragma unroll
   for (int i = 0; i < StreamShape::kRowTiles; ++i) {
 #pragma unroll
@@ -156,15 +112,19 @@ __device__ __forceinline__ void stream_mainloop(const StreamWeights& w, const St
       const int64_t cc = c + d;
       if (cc < r.end) {
         if (cc + 1 < r.end) load_token_chunk(x, cc + 1, k, xbuf[(d + 1) % 2]);
-        mma_chunk<kNT>(wbuf[d], xbuf[d % 2], acc);
-        if (cc + kDepth < r.end) load_weight_chunk(w, cc + kDepth, wbuf[d]);
+        WeightChunk w;
+        stager.take(d, w);
+        mma_chunk<kNT>(w, xbuf[d % 2], acc);
+        stager.release(d, cc);
       }
     }
+    stager.next_round();
   }
 }
 
 template <int kNT>
 struct StreamSmem {
+  WeightStager::Smem weights;
   float partial[StreamShape::kWarps - 1][StreamShape::kRowTiles][kNT][4][32];
 };
 
@@ -176,10 +136,10 @@ __device__ __forceinline__ void stream_block_gemm(const StreamWeights& w, Tokens
                                                   int64_t k_tiles, StreamSmem<kNT>& smem, StreamAcc<kNT>& acc) {
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const StreamRange range = stream_warp_range(k_tiles);
-  WeightChunk wbuf[StreamShape::kDepth];
-  stream_prefetch(w, range, wbuf);
+  WeightStager stager;
+  stager.start(w, range, smem.weights);
   const StreamTokens<kNT> x = tokens();
-  stream_mainloop<kNT>(w, x, k, range, wbuf, acc);
+  stream_mainloop<kNT>(stager, x, k, range, acc);
   if (warp > 0) {
 #pragma unroll
     for (int i = 0; i < StreamShape::kRowTiles; ++i) {

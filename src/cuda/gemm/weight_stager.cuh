@@ -1,0 +1,178 @@
+// How a warp of the weight-streaming GEMM (stream_gemm.cuh) gets its FP4 weight chunks: one chunk = the 64-wide k
+// tile of two 16-row weight tiles, 2 × (512 code bytes + 64 scale bytes), of which each lane takes its 16 code
+// bytes and 2 scale bytes per row tile (the A fragments of 4 MMAs).
+//  - BulkStager (sm_90+): kDepth chunks per warp in flight as bulk asynchronous copies (the copy engine) into
+//    shared memory, each stage completing on its own barrier. No registers hold data in flight, so more warps fit
+//    on an SM and more bytes are in flight per SM (H100: 0.87-0.93 of the copy bandwidth at 8-64 tokens on
+//    deepseek-v3, against 0.78-0.81 with registers).
+//  - RegisterStager (sm_80-sm_89): kDepth chunks per warp in flight as 16-byte loads into registers.
+// Both: start() issues the first kDepth chunks (before the kernel waits for its predecessor: weights do not depend
+// on it), take(slot) returns the chunk in slot (c - begin) % kDepth, and release(slot, c), called once chunk c's
+// values were used, refills the slot with chunk c + kDepth. Callers pass slots that unrolling makes constants
+// (the register stager indexes a register array with them).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "cuda/common/frag_matrix.hpp"
+#include "cuda/common/ptx.cuh"
+#include "format/fragment_layout.hpp"
+
+namespace fp4moe::cuda {
+
+inline constexpr int kStreamRowTiles = 2;  // 16-row weight tiles per block
+inline constexpr int kStreamWarps = 4;
+
+// The two weight row tiles of a block: chunk c at codes[i] + c·512 and scales[i] + c·64.
+struct StreamWeights {
+  const uint8_t* codes[kStreamRowTiles];
+  const uint8_t* scales[kStreamRowTiles];
+};
+
+__device__ __forceinline__ StreamWeights stream_weights(const FragMatrix& m, int64_t expert, int64_t tile0,
+                                                        int64_t tile1) {
+  StreamWeights w;
+  const int64_t tiles[kStreamRowTiles] = {tile0, tile1};
+#pragma unroll
+  for (int i = 0; i < kStreamRowTiles; ++i) {
+    const int64_t t = m.first_tile(expert, tiles[i]);
+    w.codes[i] = m.codes + t * format::kFragCodeBytes;
+    w.scales[i] = m.scales + t * format::kFragScaleBytes;
+  }
+  return w;
+}
+
+// One lane's part of a chunk.
+struct WeightChunk {
+  uint4 codes[kStreamRowTiles];
+  uint32_t scales[kStreamRowTiles];
+};
+
+// A warp's range of K chunks.
+struct StreamRange {
+  int64_t begin, end;
+};
+
+// ---- sm_80-sm_89: registers -------------------------------------------------------------------------------------
+
+struct RegisterStager {
+  static constexpr int kDepth = 4;
+  struct Smem {};
+
+  const uint8_t* codes[kStreamRowTiles];  // this lane's bytes of chunk 0
+  const uint8_t* scales[kStreamRowTiles];
+  StreamRange range;
+  WeightChunk buf[kDepth];
+
+  __device__ __forceinline__ void load(int64_t c, WeightChunk& out) const {
+#pragma unroll
+    for (int i = 0; i < kStreamRowTiles; ++i) {
+      out.codes[i] = __ldcs(reinterpret_cast<const uint4*>(codes[i] + c * format::kFragCodeBytes));
+      out.scales[i] = __ldcs(reinterpret_cast<const unsigned short*>(scales[i] + c * format::kFragScaleBytes));
+    }
+  }
+
+  __device__ __forceinline__ void start(const StreamWeights& w, StreamRange r, Smem&) {
+    const int lane = int(threadIdx.x) % 32;
+#pragma unroll
+    for (int i = 0; i < kStreamRowTiles; ++i) {
+      codes[i] = w.codes[i] + lane * 16;
+      scales[i] = w.scales[i] + lane * 2;
+    }
+    range = r;
+#pragma unroll
+    for (int d = 0; d < kDepth; ++d) {
+      if (r.begin + d < r.end) load(r.begin + d, buf[d]);
+    }
+  }
+
+  __device__ __forceinline__ void take(int slot, WeightChunk& out) const {
+    out = buf[slot];
+  }
+  __device__ __forceinline__ void release(int slot, int64_t c) {
+    if (c + kDepth < range.end) load(c + kDepth, buf[slot]);
+  }
+  __device__ __forceinline__ void next_round() {}
+};
+
+// ---- sm_90+: bulk copies into shared memory ---------------------------------------------------------------------
+
+struct BulkStager {
+  // Two chunks per warp; more bytes in flight come from more resident warps (kStreamMinBlocks), which also hide the
+  // decode's latency. H100, bench/NOTES.md: depth 2 with 8 (8-row tiles) / 5 (16-row) blocks per SM beat depths 4
+  // and 6 and the register stager at every measured point but mixtral T=64.
+  static constexpr int kDepth = 2;
+  struct alignas(128) Stage {
+    uint8_t codes[kStreamRowTiles][format::kFragCodeBytes];
+    uint8_t scales[kStreamRowTiles][format::kFragScaleBytes];
+  };
+  static constexpr uint32_t kStageBytes = kStreamRowTiles * (format::kFragCodeBytes + format::kFragScaleBytes);
+  struct Smem {
+    Stage stage[kStreamWarps][kDepth];
+    uint64_t full[kStreamWarps][kDepth];
+  };
+
+  StreamWeights w;
+  StreamRange range;
+  Stage* stage;
+  uint64_t* full;
+  uint64_t policy;
+  uint32_t phase;  // parity of the current round of kDepth chunks
+
+  // Lane 0: stage `slot` ← chunk c.
+  __device__ __forceinline__ void issue(int slot, int64_t c) const {
+    mbarrier_arrive_expect_tx(full + slot, kStageBytes);
+#pragma unroll
+    for (int i = 0; i < kStreamRowTiles; ++i) {
+      bulk_copy_to_shared(stage[slot].codes[i], w.codes[i] + c * format::kFragCodeBytes, format::kFragCodeBytes,
+                          full + slot, policy);
+      bulk_copy_to_shared(stage[slot].scales[i], w.scales[i] + c * format::kFragScaleBytes, format::kFragScaleBytes,
+                          full + slot, policy);
+    }
+  }
+
+  __device__ __forceinline__ void start(const StreamWeights& weights, StreamRange r, Smem& smem) {
+    const int warp = int(threadIdx.x) / 32;
+    w = weights;
+    range = r;
+    stage = smem.stage[warp];
+    full = smem.full[warp];
+    phase = 0;
+    policy = 0;
+    if (threadIdx.x % 32 == 0) {
+      policy = l2_evict_first_policy();
+#pragma unroll
+      for (int d = 0; d < kDepth; ++d) mbarrier_init(full + d, 1);
+      fence_barrier_init();
+#pragma unroll
+      for (int d = 0; d < kDepth; ++d) {
+        if (r.begin + d < r.end) issue(d, r.begin + d);
+      }
+    }
+    __syncwarp();  // the barriers are initialized before any lane waits on them
+  }
+
+  __device__ __forceinline__ void take(int slot, WeightChunk& out) const {
+    const int lane = int(threadIdx.x) % 32;
+    mbarrier_wait_parity(full + slot, phase);
+#pragma unroll
+    for (int i = 0; i < kStreamRowTiles; ++i) {
+      out.codes[i] = *reinterpret_cast<const uint4*>(stage[slot].codes[i] + lane * 16);
+      out.scales[i] = *reinterpret_cast<const unsigned short*>(stage[slot].scales[i] + lane * 2);
+    }
+  }
+  // After the MMAs used the chunk, every lane's reads of the slot are complete. The proxy fence orders them before
+  // later async-proxy writes, the warp barrier orders all lanes before lane 0 issues the copy that overwrites it.
+  __device__ __forceinline__ void release(int slot, int64_t c) const {
+    if (c + kDepth >= range.end) return;
+    fence_proxy_async_shared();
+    __syncwarp();
+    if (threadIdx.x % 32 == 0) issue(slot, c + kDepth);
+  }
+  __device__ __forceinline__ void next_round() { phase ^= 1; }
+};
+
+using WeightStager = std::conditional_t<kHasBulkCopy, BulkStager, RegisterStager>;
+
+}  // namespace fp4moe::cuda
