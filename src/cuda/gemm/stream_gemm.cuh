@@ -29,10 +29,17 @@ struct StreamShape {
 static_assert(WeightStager::kDepth % 2 == 0, "token buffers alternate between two slots");
 
 // Blocks per SM the register budget must allow (8-row tiles need the most warps in flight per byte). Staging in
-// shared memory frees the registers that hold weights in flight, so more blocks fit (measured, weight_stager.cuh).
+// shared memory frees the registers that hold weights in flight, so on sm_90/sm_100 8 (8-row tiles) and 5 (16-row)
+// blocks fit without spills (measured on the H100, weight_stager.cuh); sm_12x's code spills at that budget and
+// keeps the budget of register staging.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && __CUDA_ARCH__ < 1200
+inline constexpr bool kStreamManyBlocks = true;
+#else
+inline constexpr bool kStreamManyBlocks = false;
+#endif
 template <int kNT>
-inline constexpr int kStreamMinBlocks = kHasBulkCopy ? (kNT == 1 ? 8 : kNT == 2 ? 5 : 2)
-                                                     : (kNT == 1 ? 5 : kNT == 2 ? 3 : 2);
+inline constexpr int kStreamMinBlocks = kStreamManyBlocks ? (kNT == 1 ? 8 : kNT == 2 ? 5 : 2)
+                                                          : (kNT == 1 ? 5 : kNT == 2 ? 3 : 2);
 
 template <int kNT>
 using StreamAcc = float[StreamShape::kRowTiles][kNT][4];  // [row tile][8-token tile][MMA fragment]
