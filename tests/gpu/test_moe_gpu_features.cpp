@@ -429,6 +429,21 @@ TEST_P(FeatureTest, EveryWorkTileSizeIsBitwiseEqual) {
                      "tile_rows=" + std::to_string(rows) + (in == &hot ? " (hot expert)" : " (random routing)"));
     }
   }
+  // One token runs each (token, slot) pair as its own tile, with no routing launch, unless a larger tile is
+  // forced (then it is routed): both give the same bits, also with a repeated expert and an id that is not local.
+  HostInputs one = testing::take_rows(inputs_, {5});
+  HostInputs repeated = one, not_local = one;
+  repeated.topk_ids[1] = repeated.topk_ids[0];
+  not_local.topk_ids[0] = int32_t(config_.num_experts);
+  for (const HostInputs* in : {&one, &repeated, &not_local}) {
+    const std::vector<uint16_t> pairs = gpu_forward(runner, in->view());
+    EXPECT_TRUE(std::any_of(pairs.begin(), pairs.end(), [](uint16_t v) { return (v & 0x7FFF) != 0; }));
+    for (int rows : {16, 32}) {
+      RunOptions o;
+      o.tile_rows = rows;
+      expect_bitwise(gpu_forward(runner, in->view(), o), pairs, "one token: pair tiles vs tile_rows=" + std::to_string(rows));
+    }
+  }
   RunOptions bad;
   bad.tile_rows = 48;
   testing::expect_error([&] { gpu_forward(runner, inputs_.view(), bad); }, "options.tile_rows");

@@ -8,6 +8,7 @@
 #include "cuda/combine/combine_launch.hpp"
 #include "cuda/common/launch.cuh"
 #include "cuda/common/ptx.cuh"
+#include "cuda/route/work_tiles.cuh"
 #include "fp4moe/nvfp4.hpp"
 
 namespace fp4moe::cuda {
@@ -32,7 +33,7 @@ __global__ void combine_kernel(CombineParams p) {
 #pragma unroll
       for (int j = 0; j < kCombineSlotBatch; ++j) {
         const bool slot = k0 + j < p.top_k;
-        pos[j] = slot ? p.position[t * p.top_k + k0 + j] : -1;
+        pos[j] = slot ? pair_position(p.work, t * p.top_k + k0 + j) : -1;
         w[j] = slot ? p.topk_weights[t * p.top_k + k0 + j] : 0.0f;
       }
 #pragma unroll

@@ -3,11 +3,13 @@
 
 #include <cstdint>
 
+#include "cuda/route/route_launch.hpp"
+
 namespace fp4moe::cuda {
 
 struct CombineParams {
   int64_t tokens = 0, top_k = 0, hidden = 0;
-  const int32_t* position = nullptr;    // [T·K] sorted row of each pair, -1 if not local
+  WorkTiles work;                       // the sorted row of each pair (pair_position)
   const float* topk_weights = nullptr;  // [T·K]
   const float* y = nullptr;             // [P, H]
   uint16_t* out = nullptr;              // BF16 [T, H], row stride out_ld

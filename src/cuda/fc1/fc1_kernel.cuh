@@ -12,6 +12,7 @@
 #include "cuda/fc1/fc1_launch.hpp"
 #include "cuda/common/launch.cuh"
 #include "cuda/gemm/stream_gemm.cuh"
+#include "cuda/route/work_tiles.cuh"
 #include "fp4moe/nvfp4.hpp"
 
 namespace fp4moe::cuda {
@@ -24,7 +25,7 @@ __device__ __forceinline__ StreamTokens<kNT> fc1_tokens(const Fc1Params& p, cons
 #pragma unroll
   for (int j = 0; j < kNT; ++j) {
     const int n = 8 * j + lane / 4;
-    const int64_t token = n < tile.row_end - tile.row_begin ? p.pairs_sorted[tile.row_begin + n] / p.top_k : -1;
+    const int64_t token = n < tile.row_end - tile.row_begin ? sorted_pair(p.work, tile.row_begin + n) / p.top_k : -1;
     x.row[j] = token >= 0 ? p.x + token * p.x_ld + 16 * (lane % 4) : nullptr;
   }
   return x;
@@ -76,18 +77,18 @@ __device__ void fc1_epilogue(const Fc1Params& p, const RouteTile& tile, int64_t 
   }
 }
 
-// PDL order: the tiles come from the routing. When a quantize pass runs between the routing and FC1 (W4A4), that
-// pass waited for the routing before it let FC1 launch, so the tiles can be read and the weights prefetched before
-// griddep_wait; otherwise FC1 waits first (launch.cuh has the rule that makes this safe).
+// PDL order: the tiles come from the routing (pair tiles: from topk_ids, the caller's). When a quantize pass runs
+// between them and FC1 (W4A4), that pass waited before it let FC1 launch, so the tiles can be read and the weights
+// prefetched before griddep_wait; otherwise FC1 waits first (launch.cuh has the rule that makes this safe).
 template <bool kGated, int kNT>
 __global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT>) fc1_kernel(Fc1Params p) {
   __shared__ StreamSmem<kNT> smem;
   if (!p.tiles_ready_early) griddep_wait();
-  if (int64_t(blockIdx.x) >= *p.num_tiles) {  // the grid is sized for the worst case routing
+  RouteTile tile;
+  if (!work_tile(p.work, blockIdx.x, tile)) {  // the grid is sized for the worst case routing
     griddep_wait();
     return;
   }
-  const RouteTile tile = p.tiles[blockIdx.x];
   const int64_t group = blockIdx.y;
   const int64_t tile0 = kGated ? group : 2 * group;
   const int64_t tile1 = kGated ? p.intermediate / format::kFragRows + group : 2 * group + 1;

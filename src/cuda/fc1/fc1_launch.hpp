@@ -10,15 +10,13 @@
 namespace fp4moe::cuda {
 
 struct Fc1Params {
-  // Routing: work tiles of tile_rows (8, 16 or 32) sorted rows of one expert each
-  const RouteTile* tiles = nullptr;
-  const int32_t* num_tiles = nullptr;
-  const int32_t* pairs_sorted = nullptr;  // pair t·K + k of each sorted row
+  // Routing: work tiles of tile_rows (8, 16 or 32) sorted rows of one expert each, or pair tiles
+  WorkTiles work;
   int64_t max_tiles = 0;
   int tile_rows = 0;
   int64_t top_k = 0;
-  // The tiles were complete before FC1's predecessor let it launch (a quantize pass sits between the routing and
-  // FC1), so FC1 reads them and prefetches weights before waiting.
+  // The tiles (or topk_ids, for pair tiles) were complete before FC1's predecessor let it launch (a quantize pass
+  // sits between them and FC1), so FC1 reads them and prefetches weights before waiting.
   bool tiles_ready_early = false;
   // x rows gathered by token, BF16 (W4A4: the exact BF16 values e2m1·sf of x quantized with gs1)
   const uint16_t* x = nullptr;

@@ -8,6 +8,7 @@
 #include "cuda/fc2/fc2_launch.hpp"
 #include "cuda/common/launch.cuh"
 #include "cuda/gemm/stream_gemm.cuh"
+#include "cuda/route/work_tiles.cuh"
 
 namespace fp4moe::cuda {
 
@@ -43,16 +44,16 @@ __device__ void fc2_epilogue(const Fc2Params& p, const RouteTile& tile, int64_t 
   }
 }
 
-// PDL order: FC1 lets FC2 launch only after FC1 waited for everything before it, so the routing tiles are complete
-// and the weights are prefetched before griddep_wait, overlapping FC1's tail; h is read after it.
+// PDL order: FC1 lets FC2 launch only after FC1 waited for everything before it, so the routing tiles (or topk_ids)
+// are complete and the weights are prefetched before griddep_wait, overlapping FC1; h is read after it.
 template <int kNT>
 __global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT>) fc2_kernel(Fc2Params p) {
   __shared__ StreamSmem<kNT> smem;
-  if (int64_t(blockIdx.x) >= *p.num_tiles) {  // the grid is sized for the worst case routing
+  RouteTile tile;
+  if (!work_tile(p.work, blockIdx.x, tile)) {  // the grid is sized for the worst case routing
     griddep_wait();
     return;
   }
-  const RouteTile tile = p.tiles[blockIdx.x];
   const int64_t group = blockIdx.y;
   const auto tokens = [&] {
     griddep_wait();  // h comes from FC1

@@ -9,9 +9,8 @@
 namespace fp4moe::cuda {
 
 struct Fc2Params {
-  // Routing: work tiles of tile_rows (8, 16 or 32) sorted rows of one expert each
-  const RouteTile* tiles = nullptr;
-  const int32_t* num_tiles = nullptr;
+  // Routing: work tiles of tile_rows (8, 16 or 32) sorted rows of one expert each, or pair tiles
+  WorkTiles work;
   int64_t max_tiles = 0;
   int tile_rows = 0;
   // h per sorted row, BF16 [P, I] (W4A4: exact e2m1·sf values; alpha = w2_scale_2 / gs2)

@@ -16,6 +16,13 @@ bool is_tile_rows_choice(int rows) {
   return std::find(std::begin(kTileRowChoices), std::end(kTileRowChoices), rows) != std::end(kTileRowChoices);
 }
 
+bool plan_pair_tiles(int64_t tokens, int force_rows) {
+  // One token's experts are distinct, so pair tiles stream each weight once, like the sorted tiles, and drop the
+  // routing launch and its round trips from the critical path (bench/NOTES.md). From two tokens on, pairs may
+  // share an expert and would stream its weights twice.
+  return tokens == 1 && (force_rows == 0 || force_rows == kTileRowChoices[0]);
+}
+
 int plan_tile_rows(const MoeConfig& c, int64_t tokens, int force_rows) {
   if (force_rows > 0) return force_rows;
   // Rows per hit expert if the routing spreads evenly. H100, qwen3-30b-a3b W4A16 (bench/NOTES.md): 8-row tiles are

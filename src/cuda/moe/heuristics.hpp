@@ -16,6 +16,10 @@ inline constexpr int kTileRowChoices[] = {8, 16, 32};
 // Whether `rows` is one of kTileRowChoices.
 bool is_tile_rows_choice(int rows);
 
+// Whether a call of `tokens` tokens skips the routing launch and runs each (token, slot) pair as its own one-row
+// tile (WorkTiles): one token, unless a tile size other than 8 rows is forced.
+bool plan_pair_tiles(int64_t tokens, int force_rows = 0);
+
 // Rows of one routing work tile for `tokens` tokens. force_rows > 0 (a validated choice) picks that size.
 int plan_tile_rows(const MoeConfig& config, int64_t tokens, int force_rows = 0);
 

@@ -113,8 +113,9 @@ void moe_launch(const MoeLaunch& m, void* stream) {
                    detail::concat(m.workspace_bytes, " bytes"));
   void* ws = m.workspace;
   const int64_t pairs = m.tokens * c.top_k;
-  const int tile_rows = plan_tile_rows(c, m.tokens, m.force_tile_rows);
-  const int64_t max_tiles = max_route_tiles(pairs, c.num_local_experts, tile_rows);
+  const bool pair_tiles = plan_pair_tiles(m.tokens, m.force_tile_rows);
+  const int tile_rows = pair_tiles ? kTileRowChoices[0] : plan_tile_rows(c, m.tokens, m.force_tile_rows);
+  const int64_t max_tiles = pair_tiles ? pairs : max_route_tiles(pairs, c.num_local_experts, tile_rows);
 
   RouteParams route;
   route.topk_ids = m.topk_ids;
@@ -125,17 +126,26 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   route.tile_rows = tile_rows;
   route.buffers = route_buffers(ws, l);
   const RouteBuffers& rb = route.buffers;
-  route_launch(route, stream);
+  if (!pair_tiles) route_launch(route, stream);
+  WorkTiles work;
+  work.pair_tiles = pair_tiles;
+  work.tiles = rb.tiles;
+  work.num_tiles = rb.num_tiles;
+  work.pairs_sorted = rb.pairs_sorted;
+  work.position = rb.position;
+  work.topk_ids = m.topk_ids;
+  work.pairs = pairs;
+  work.num_experts = c.num_experts;
+  work.local_experts = c.num_local_experts;
+  work.expert_offset = c.expert_offset;
 
   const bool w4a4 = c.mode == Mode::kW4A4;
   Fc1Params f1;
-  f1.tiles = rb.tiles;
-  f1.num_tiles = rb.num_tiles;
-  f1.pairs_sorted = rb.pairs_sorted;
+  f1.work = work;
   f1.max_tiles = max_tiles;
   f1.tile_rows = tile_rows;
   f1.top_k = c.top_k;
-  f1.tiles_ready_early = w4a4;  // the quantize pass between them waits for the routing before FC1 launches
+  f1.tiles_ready_early = w4a4;  // the quantize pass in between waits for its predecessor before FC1 launches
   f1.x = w4a4 ? dequantized_x(m, l, stream) : m.x;
   f1.x_ld = w4a4 ? c.hidden : m.x_ld;
   f1.w4a4 = w4a4;
@@ -152,8 +162,7 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   fc1_launch(f1, stream);
 
   Fc2Params f2;
-  f2.tiles = rb.tiles;
-  f2.num_tiles = rb.num_tiles;
+  f2.work = work;
   f2.max_tiles = max_tiles;
   f2.tile_rows = tile_rows;
   f2.h = f1.h;
@@ -170,7 +179,7 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   cb.tokens = m.tokens;
   cb.top_k = c.top_k;
   cb.hidden = c.hidden;
-  cb.position = rb.position;
+  cb.work = work;
   cb.topk_weights = m.topk_weights;
   cb.y = f2.y;
   cb.out = m.out;

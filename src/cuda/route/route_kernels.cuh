@@ -14,6 +14,7 @@
 
 #include "cuda/common/launch.cuh"
 #include "cuda/route/route_launch.hpp"
+#include "cuda/route/work_tiles.cuh"
 
 namespace fp4moe::cuda {
 
@@ -47,10 +48,7 @@ __device__ void write_tiles(const RouteParams& p, const int32_t* offsets,
 
 // Key of pair i: its local expert, or E_local when the id is outside [0, E) or outside the local range.
 __device__ __forceinline__ int32_t route_key(const RouteParams& p, int64_t i) {
-  const int64_t id = p.topk_ids[i];
-  const int64_t local = id - p.expert_offset;
-  const bool is_local = id >= 0 && id < p.num_experts && local >= 0 && local < p.local_experts;
-  return int32_t(is_local ? local : p.local_experts);
+  return local_expert_of(p.topk_ids, i, p.num_experts, p.local_experts, p.expert_offset);
 }
 
 __global__ void route_keys_kernel(RouteParams p) {

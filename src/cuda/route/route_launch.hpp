@@ -36,6 +36,21 @@ int64_t max_route_tiles(int64_t pairs, int64_t local_experts, int tile_rows);
 // Bytes of CUB sort scratch for P pairs.
 size_t route_sort_temp_bytes(int64_t pairs);
 
+// Where the FC1/FC2/combine kernels find their work: the routing's sorted tiles, or (pair tiles, one token) each
+// (token, slot) pair as its own one-row tile straight from topk_ids, with no routing launch: a token's experts are
+// distinct, so nothing is streamed twice, and the kernels start fetching weights as soon as they have read the ids.
+struct WorkTiles {
+  bool pair_tiles = false;
+  // Sorted tiles (from RouteBuffers)
+  const RouteTile* tiles = nullptr;
+  const int32_t* num_tiles = nullptr;
+  const int32_t* pairs_sorted = nullptr;  // pair t·K + k of each sorted row
+  const int32_t* position = nullptr;      // sorted row of each pair, -1 if not local
+  // Pair tiles: row = pair, expert = the pair's local id
+  const int32_t* topk_ids = nullptr;
+  int64_t pairs = 0, num_experts = 0, local_experts = 0, expert_offset = 0;
+};
+
 struct RouteParams {
   const int32_t* topk_ids = nullptr;  // [P]; ids outside [0, E) and outside the local range are not local
   int64_t pairs = 0;

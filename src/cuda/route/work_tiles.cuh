@@ -1,0 +1,47 @@
+// Device side of WorkTiles (route_launch.hpp): the work tile of a block, the pair of a sorted row, the sorted row of
+// a pair, for either source. Pair tiles need no routing launch: tile i is pair i, one row, if its id is local.
+#pragma once
+
+#include <cstdint>
+
+#include "cuda/route/route_launch.hpp"
+
+namespace fp4moe::cuda {
+
+// Local expert of pair i, or local_experts when the id is outside [0, E) or outside the local range.
+__device__ __forceinline__ int32_t local_expert_of(const int32_t* topk_ids, int64_t i, int64_t num_experts,
+                                                   int64_t local_experts, int64_t expert_offset) {
+  const int64_t id = topk_ids[i];
+  const int64_t local = id - expert_offset;
+  const bool is_local = id >= 0 && id < num_experts && local >= 0 && local < local_experts;
+  return int32_t(is_local ? local : local_experts);
+}
+
+// Work tile `index` of the grid; false when the block has no work (past the routing's tiles, or a pair whose
+// expert is not local).
+__device__ __forceinline__ bool work_tile(const WorkTiles& w, int64_t index, RouteTile& tile) {
+  if (!w.pair_tiles) {
+    if (index >= *w.num_tiles) return false;
+    tile = w.tiles[index];
+    return true;
+  }
+  if (index >= w.pairs) return false;
+  const int32_t e = local_expert_of(w.topk_ids, index, w.num_experts, w.local_experts, w.expert_offset);
+  tile = RouteTile{e, int32_t(index), int32_t(index) + 1, 0};
+  return e < w.local_experts;
+}
+
+// Pair t·K + k of sorted row `row`.
+__device__ __forceinline__ int32_t sorted_pair(const WorkTiles& w, int64_t row) {
+  return w.pair_tiles ? int32_t(row) : w.pairs_sorted[row];
+}
+
+// Sorted row of pair `pair`, -1 if it is not local.
+__device__ __forceinline__ int32_t pair_position(const WorkTiles& w, int64_t pair) {
+  if (!w.pair_tiles) return w.position[pair];
+  return local_expert_of(w.topk_ids, pair, w.num_experts, w.local_experts, w.expert_offset) < w.local_experts
+             ? int32_t(pair)
+             : -1;
+}
+
+}  // namespace fp4moe::cuda
