@@ -100,8 +100,9 @@ struct RegisterStager {
 
 struct BulkStager {
   // Two chunks per warp; more bytes in flight come from more resident warps (kStreamMinBlocks), which also hide the
-  // decode's latency. H100, bench/NOTES.md: depth 2 with 8 (8-row tiles) / 5 (16-row) blocks per SM beat depths 4
-  // and 6 and the register stager at every measured point but mixtral T=64.
+  // decode's latency. H100, bench/NOTES.md: depth 2 with 8 (8-row tiles) / 5 (16-row) blocks per SM was the best
+  // of depths 2, 4 and 6 and the register stager, or within 0.015 of the floor ratio, at every measured point but
+  // mixtral T=64 (0.50 against 0.53 for depth 4).
   static constexpr int kDepth = 2;
   struct alignas(128) Stage {
     uint8_t codes[kStreamRowTiles][format::kFragCodeBytes];
