@@ -130,11 +130,11 @@ struct RouteWorkspace {
 
 void run_route(const RouteCase& c, const DeviceBuffer& ids, const RouteWorkspace& ws, bool force_sort) {
   RouteParams p;
-  p.topk_ids = static_cast<const int32_t*>(ids.get());
-  p.pairs = c.pairs;
-  p.num_experts = c.num_experts;
-  p.local_experts = c.local_experts;
-  p.expert_offset = c.expert_offset;
+  p.ids.topk_ids = static_cast<const int32_t*>(ids.get());
+  p.ids.pairs = c.pairs;
+  p.ids.num_experts = c.num_experts;
+  p.ids.local_experts = c.local_experts;
+  p.ids.expert_offset = c.expert_offset;
   p.tile_rows = c.tile_rows;
   p.buffers = ws.buffers();
   p.force_sort = force_sort;

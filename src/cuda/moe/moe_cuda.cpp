@@ -118,11 +118,7 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   const int64_t max_tiles = pair_tiles ? pairs : max_route_tiles(pairs, c.num_local_experts, tile_rows);
 
   RouteParams route;
-  route.topk_ids = m.topk_ids;
-  route.pairs = pairs;
-  route.num_experts = c.num_experts;
-  route.local_experts = c.num_local_experts;
-  route.expert_offset = c.expert_offset;
+  route.ids = {m.topk_ids, pairs, c.num_experts, c.num_local_experts, c.expert_offset};
   route.tile_rows = tile_rows;
   route.buffers = route_buffers(ws, l);
   const RouteBuffers& rb = route.buffers;
@@ -133,11 +129,7 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   work.num_tiles = rb.num_tiles;
   work.pairs_sorted = rb.pairs_sorted;
   work.position = rb.position;
-  work.topk_ids = m.topk_ids;
-  work.pairs = pairs;
-  work.num_experts = c.num_experts;
-  work.local_experts = c.num_local_experts;
-  work.expert_offset = c.expert_offset;
+  work.ids = route.ids;
 
   const bool w4a4 = c.mode == Mode::kW4A4;
   Fc1Params f1;

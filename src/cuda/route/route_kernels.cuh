@@ -30,9 +30,9 @@ __device__ void write_tiles(const RouteParams& p, const int32_t* offsets,
                             typename RouteScan<kThreads>::TempStorage& storage) {
   const RouteBuffers& b = p.buffers;
   int32_t tiles_before = 0;
-  for (int64_t base = 0; base < p.local_experts; base += kThreads) {
+  for (int64_t base = 0; base < p.ids.local_experts; base += kThreads) {
     const int64_t e = base + threadIdx.x;
-    const int32_t begin = e < p.local_experts ? offsets[e] : 0, end = e < p.local_experts ? offsets[e + 1] : 0;
+    const int32_t begin = e < p.ids.local_experts ? offsets[e] : 0, end = e < p.ids.local_experts ? offsets[e + 1] : 0;
     const int32_t count = (end - begin + p.tile_rows - 1) / p.tile_rows;
     int32_t first = 0, chunk_tiles = 0;
     RouteScan<kThreads>(storage).ExclusiveSum(count, first, chunk_tiles);
@@ -46,14 +46,11 @@ __device__ void write_tiles(const RouteParams& p, const int32_t* offsets,
   if (threadIdx.x == 0) *b.num_tiles = tiles_before;
 }
 
-// Key of pair i: its local expert, or E_local when the id is outside [0, E) or outside the local range.
-__device__ __forceinline__ int32_t route_key(const RouteParams& p, int64_t i) {
-  return local_expert_of(p.topk_ids, i, p.num_experts, p.local_experts, p.expert_offset);
-}
-
+// Sort path inputs: the key of each pair (its local expert, E_local when not local) and the pair index.
 __global__ void route_keys_kernel(RouteParams p) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.pairs; i += int64_t(gridDim.x) * blockDim.x) {
-    p.buffers.keys_in[i] = route_key(p, i);
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.ids.pairs; i += stride) {
+    p.buffers.keys_in[i] = local_expert_of(p.ids, i);
     p.buffers.pairs_in[i] = int32_t(i);
   }
 }
@@ -72,8 +69,8 @@ __device__ __forceinline__ int32_t lower_bound_key(const int32_t* keys, int64_t 
 __global__ void __launch_bounds__(kRouteTileThreads) route_tiles_kernel(RouteParams p) {
   __shared__ typename RouteScan<kRouteTileThreads>::TempStorage storage;
   const RouteBuffers& b = p.buffers;
-  for (int64_t e = threadIdx.x; e <= p.local_experts; e += blockDim.x) {
-    b.offsets[e] = lower_bound_key(b.keys_sorted, p.pairs, int32_t(e));
+  for (int64_t e = threadIdx.x; e <= p.ids.local_experts; e += blockDim.x) {
+    b.offsets[e] = lower_bound_key(b.keys_sorted, p.ids.pairs, int32_t(e));
   }
   __syncthreads();
   write_tiles<kRouteTileThreads>(p, b.offsets, storage);
@@ -82,8 +79,9 @@ __global__ void __launch_bounds__(kRouteTileThreads) route_tiles_kernel(RoutePar
 // Sorted row of each pair (-1 for pairs that are not local).
 __global__ void route_positions_kernel(RouteParams p) {
   const RouteBuffers& b = p.buffers;
-  for (int64_t s = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; s < p.pairs; s += int64_t(gridDim.x) * blockDim.x) {
-    b.position[b.pairs_sorted[s]] = b.keys_sorted[s] < p.local_experts ? int32_t(s) : -1;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t s = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; s < p.ids.pairs; s += stride) {
+    b.position[b.pairs_sorted[s]] = b.keys_sorted[s] < p.ids.local_experts ? int32_t(s) : -1;
   }
 }
 
@@ -114,7 +112,7 @@ __device__ void sort_pairs_in_block(const RouteParams& p, RouteSmallStorage<kIte
 #pragma unroll
   for (int i = 0; i < kItems; ++i) {
     const int32_t pair = int32_t(threadIdx.x) * kItems + i;
-    keys[i] = pair < p.pairs ? route_key(p, pair) : int32_t(p.local_experts + 1);
+    keys[i] = pair < p.ids.pairs ? local_expert_of(p.ids, pair) : int32_t(p.ids.local_experts + 1);
     pairs[i] = pair;
   }
   typename RouteSmallStorage<kItems>::Sort(smem.sort).Sort(keys, pairs, 0, end_bit);
@@ -124,10 +122,10 @@ __device__ void sort_pairs_in_block(const RouteParams& p, RouteSmallStorage<kIte
   for (int i = 0; i < kItems; ++i) {
     const int32_t s = int32_t(threadIdx.x) * kItems + i;
     smem.after.keys[s] = keys[i];
-    if (s < p.pairs) {
+    if (s < p.ids.pairs) {
       b.keys_sorted[s] = keys[i];
       b.pairs_sorted[s] = pairs[i];
-      b.position[pairs[i]] = keys[i] < p.local_experts ? s : -1;
+      b.position[pairs[i]] = keys[i] < p.ids.local_experts ? s : -1;
     }
   }
   __syncthreads();
@@ -136,7 +134,7 @@ __device__ void sort_pairs_in_block(const RouteParams& p, RouteSmallStorage<kIte
 // offsets[e] = first sorted row with key >= e, for e = 0..E_local: each row where the key changes sets the offsets
 // of the keys it skips over (each key is set exactly once). Ends with a barrier.
 __device__ void offsets_from_sorted_keys(const RouteParams& p, const int32_t* sorted, int32_t* offsets) {
-  const int32_t e_local = int32_t(p.local_experts), pairs = int32_t(p.pairs);
+  const int32_t e_local = int32_t(p.ids.local_experts), pairs = int32_t(p.ids.pairs);
   for (int32_t s = int32_t(threadIdx.x); s <= pairs; s += blockDim.x) {
     const int32_t prev = s > 0 ? min(sorted[s - 1], e_local) : -1;
     const int32_t cur = s < pairs ? min(sorted[s], e_local) : e_local;

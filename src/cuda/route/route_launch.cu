@@ -18,7 +18,7 @@ unsigned grid_for(int64_t n, int threads) {
 }
 
 bool use_small_path(const RouteParams& p) {
-  return !p.force_sort && p.pairs <= kRouteSmallMaxPairs && p.local_experts <= kRouteSmallMaxExperts;
+  return !p.force_sort && p.ids.pairs <= kRouteSmallMaxPairs && p.ids.local_experts <= kRouteSmallMaxExperts;
 }
 
 }  // namespace
@@ -38,11 +38,11 @@ size_t route_sort_temp_bytes(int64_t pairs) {
 
 void route_launch(const RouteParams& p, void* stream_ptr) {
   auto stream = static_cast<cudaStream_t>(stream_ptr);
-  if (p.pairs == 0) return;
+  if (p.ids.pairs == 0) return;
   if (use_small_path(p)) {
-    const int end_bit = int(std::bit_width(uint64_t(p.local_experts + 1)));
-    const size_t smem = route_small_dynamic_smem(p.local_experts);
-    if (p.pairs <= kRouteSmallThreads) {
+    const int end_bit = int(std::bit_width(uint64_t(p.ids.local_experts + 1)));
+    const size_t smem = route_small_dynamic_smem(p.ids.local_experts);
+    if (p.ids.pairs <= kRouteSmallThreads) {
       launch_pdl(route_small_kernel<1>, 1, kRouteSmallThreads, smem, stream, p, end_bit);
     } else {
       launch_pdl(route_small_kernel<kRouteSmallMaxPairs / kRouteSmallThreads>, 1, kRouteSmallThreads, smem, stream, p,
@@ -51,17 +51,17 @@ void route_launch(const RouteParams& p, void* stream_ptr) {
     return;
   }
   constexpr int kThreads = 256;
-  route_keys_kernel<<<grid_for(p.pairs, kThreads), kThreads, 0, stream>>>(p);
+  route_keys_kernel<<<grid_for(p.ids.pairs, kThreads), kThreads, 0, stream>>>(p);
   FP4MOE_CUDA_CHECK(cudaGetLastError());
   // Keys lie in [0, E_local]: sorting only their low bits keeps the sort short.
-  const int end_bit = std::max(1, int(std::bit_width(uint64_t(p.local_experts))));
+  const int end_bit = std::max(1, int(std::bit_width(uint64_t(p.ids.local_experts))));
   size_t temp_bytes = p.buffers.sort_temp_bytes;
   FP4MOE_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(p.buffers.sort_temp, temp_bytes, p.buffers.keys_in,
                                                     p.buffers.keys_sorted, p.buffers.pairs_in,
-                                                    p.buffers.pairs_sorted, p.pairs, 0, end_bit, stream));
+                                                    p.buffers.pairs_sorted, p.ids.pairs, 0, end_bit, stream));
   route_tiles_kernel<<<1, kRouteTileThreads, 0, stream>>>(p);
   FP4MOE_CUDA_CHECK(cudaGetLastError());
-  route_positions_kernel<<<grid_for(p.pairs, kThreads), kThreads, 0, stream>>>(p);
+  route_positions_kernel<<<grid_for(p.ids.pairs, kThreads), kThreads, 0, stream>>>(p);
   FP4MOE_CUDA_CHECK(cudaGetLastError());
 }
 

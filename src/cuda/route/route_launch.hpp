@@ -1,6 +1,7 @@
 // Host-side interface of the routing pre-pass: (token, slot) pairs sorted by local expert, stably (token order is
-// kept inside each expert), per-expert offsets and the work tiles (tile_rows rows each). All on the device. Small batches (P <= kRouteSmallMaxPairs) take one single-block launch; larger ones a CUB radix sort.
-// Both paths write the same outputs bit for bit.
+// kept inside each expert), per-expert offsets and the work tiles (tile_rows rows each). All on the device. Small
+// batches (P <= kRouteSmallMaxPairs) take one single-block launch; larger ones a CUB radix sort. Both paths write the
+// same outputs bit for bit. WorkTiles tells the GEMM and combine kernels where their tiles come from.
 #pragma once
 
 #include <cstddef>
@@ -36,6 +37,14 @@ int64_t max_route_tiles(int64_t pairs, int64_t local_experts, int tile_rows);
 // Bytes of CUB sort scratch for P pairs.
 size_t route_sort_temp_bytes(int64_t pairs);
 
+// The routing's input: topk_ids [P = T·K] and the local expert range. Ids outside [0, E) and outside the local
+// range are not local.
+struct ExpertIds {
+  const int32_t* topk_ids = nullptr;
+  int64_t pairs = 0;
+  int64_t num_experts = 0, local_experts = 0, expert_offset = 0;
+};
+
 // Where the FC1/FC2/combine kernels find their work: the routing's sorted tiles, or (pair tiles, one token) each
 // (token, slot) pair as its own one-row tile straight from topk_ids, with no routing launch: a token's experts are
 // distinct, so nothing is streamed twice, and the kernels start fetching weights as soon as they have read the ids.
@@ -47,14 +56,11 @@ struct WorkTiles {
   const int32_t* pairs_sorted = nullptr;  // pair t·K + k of each sorted row
   const int32_t* position = nullptr;      // sorted row of each pair, -1 if not local
   // Pair tiles: row = pair, expert = the pair's local id
-  const int32_t* topk_ids = nullptr;
-  int64_t pairs = 0, num_experts = 0, local_experts = 0, expert_offset = 0;
+  ExpertIds ids;
 };
 
 struct RouteParams {
-  const int32_t* topk_ids = nullptr;  // [P]; ids outside [0, E) and outside the local range are not local
-  int64_t pairs = 0;
-  int64_t num_experts = 0, local_experts = 0, expert_offset = 0;
+  ExpertIds ids;
   int tile_rows = 64;  // rows of one work tile
   RouteBuffers buffers;
   bool force_sort = false;  // always take the CUB sort path (tests compare both paths)

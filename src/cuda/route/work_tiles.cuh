@@ -9,12 +9,11 @@
 namespace fp4moe::cuda {
 
 // Local expert of pair i, or local_experts when the id is outside [0, E) or outside the local range.
-__device__ __forceinline__ int32_t local_expert_of(const int32_t* topk_ids, int64_t i, int64_t num_experts,
-                                                   int64_t local_experts, int64_t expert_offset) {
-  const int64_t id = topk_ids[i];
-  const int64_t local = id - expert_offset;
-  const bool is_local = id >= 0 && id < num_experts && local >= 0 && local < local_experts;
-  return int32_t(is_local ? local : local_experts);
+__device__ __forceinline__ int32_t local_expert_of(const ExpertIds& ids, int64_t i) {
+  const int64_t id = ids.topk_ids[i];
+  const int64_t local = id - ids.expert_offset;
+  const bool is_local = id >= 0 && id < ids.num_experts && local >= 0 && local < ids.local_experts;
+  return int32_t(is_local ? local : ids.local_experts);
 }
 
 // Work tile `index` of the grid; false when the block has no work (past the routing's tiles, or a pair whose
@@ -25,10 +24,10 @@ __device__ __forceinline__ bool work_tile(const WorkTiles& w, int64_t index, Rou
     tile = w.tiles[index];
     return true;
   }
-  if (index >= w.pairs) return false;
-  const int32_t e = local_expert_of(w.topk_ids, index, w.num_experts, w.local_experts, w.expert_offset);
+  if (index >= w.ids.pairs) return false;
+  const int32_t e = local_expert_of(w.ids, index);
   tile = RouteTile{e, int32_t(index), int32_t(index) + 1, 0};
-  return e < w.local_experts;
+  return e < w.ids.local_experts;
 }
 
 // Pair t·K + k of sorted row `row`.
@@ -39,9 +38,7 @@ __device__ __forceinline__ int32_t sorted_pair(const WorkTiles& w, int64_t row) 
 // Sorted row of pair `pair`, -1 if it is not local.
 __device__ __forceinline__ int32_t pair_position(const WorkTiles& w, int64_t pair) {
   if (!w.pair_tiles) return w.position[pair];
-  return local_expert_of(w.topk_ids, pair, w.num_experts, w.local_experts, w.expert_offset) < w.local_experts
-             ? int32_t(pair)
-             : -1;
+  return local_expert_of(w.ids, pair) < w.ids.local_experts ? int32_t(pair) : -1;
 }
 
 }  // namespace fp4moe::cuda
