@@ -13,7 +13,7 @@ device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '-
 status=0
 for preset in qwen3-30b-a3b qwen3-235b-a22b deepseek-v3 mixtral-8x7b gpt-oss-120b tiny; do
   echo "== $preset $mode"
-  "$bin" bench --backend cuda --preset "$preset" --mode "$mode" --tokens 1,8,64,256,512,4096,16384 --graph \
+  "$bin" bench --backend cuda --preset "$preset" --mode "$mode" --tokens 1,8,64,256,512,1024,4096,16384 --graph \
     --json "$out/${device}-${preset}-${mode}.json" || status=1
 done
 tar -czf "$final/bench-results.tgz" -C "$final" bench-results && rm -rf "$out"

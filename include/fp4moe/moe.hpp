@@ -79,9 +79,15 @@ struct MoeInputs {
 
 struct RunOptions {
   bool accumulate = false;  // out[t] += layer(x)[t] (added in fp32, rounded once) instead of out[t] = ...
-  // CUDA: sorted (token, slot) rows per work tile, 8, 16 or 32; 0 = chosen from the batch shape. Each expert's
-  // weights are streamed once per tile, so the best size follows the rows each expert gets. Every size gives
-  // bitwise-identical results (for tuning and tests). Ignored by the CPU backend.
+  // CUDA: sorted (token, slot) rows per work tile; 0 = chosen from the batch shape. Each expert's weights are
+  // streamed once per tile, so the best size follows the rows each expert gets.
+  //  - 8, 16 or 32: the weight-streaming kernels (every GPU); these sizes give bitwise-identical results.
+  //  - 64 or 128: the tensor-core (wgmma) kernels for large batches; only on compute capability 9.0 (sm_90a code),
+  //    with H a multiple of 64 and I a multiple of 64 (128 when not gated), else run() throws naming
+  //    options.tile_rows. Both sizes give bitwise-identical results, which differ from the streaming kernels'
+  //    only in fp32 summation order (spec §6). The automatic choice takes this path from ~24 rows per expert, so
+  //    a token's result can differ in rounding between a small and a large batch.
+  // Ignored by the CPU backend.
   int tile_rows = 0;
 };
 

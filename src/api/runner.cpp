@@ -121,7 +121,7 @@ void Runner::run(const MoeInputs& inputs, TensorView out, void* workspace, size_
                    detail::concat(workspace_bytes, " bytes"));
   FP4MOE_CHECK_ARG(workspace != nullptr || need == 0, "workspace", "a buffer", "nullptr");
   FP4MOE_CHECK_ARG(options.tile_rows == 0 || cuda::is_tile_rows_choice(options.tile_rows), "options.tile_rows",
-                   "0, 8, 16 or 32", options.tile_rows);
+                   "0, 8, 16, 32, 64 or 128", options.tile_rows);
   if (s.tokens == 0) return;
   if (!s.prequantized) {
     FP4MOE_CHECK_ARG(c.mode != Mode::kW4A4 || w.gs1 > 0, "weights.fc1_input_scale",

@@ -30,6 +30,15 @@ inline constexpr uint32_t kFragMask = 0x81C081C0u;
 // Bit positions (m, e0, e1, s) of the low code of register `reg` (the high code is 16 bits up).
 inline constexpr int kFragBitPos[4][4] = {{6, 7, 8, 15}, {3, 4, 5, 12}, {0, 1, 2, 9}, {13, 14, 10, 11}};
 
+// The MMA k order of a tile: logical k `l` (0..63) of a tile is position fragment_k_slot(l) of the 64 k that the
+// four MMA steps consume in turn (step s takes positions 16s..16s+15, in the m16n8k16 order: 2t, 2t+1 for A regs 0/1
+// and 2t+8, 2t+9 for regs 2/3). The weight-streaming kernels never need it (their B operands are loaded per lane in
+// logical order); operands that come from shared memory in the MMA's own order (wgmma) are stored in it.
+constexpr int fragment_k_slot(int l) {
+  const int t = l / 16, s = (l % 16) / 4, i = l % 4;
+  return 16 * s + 8 * (i / 2) + 2 * t + i % 2;
+}
+
 // Shape of one expert matrix in fragment tiles.
 struct FragShape {
   int64_t rows = 0, k = 0;    // logical

@@ -3,6 +3,8 @@
 // word into BF16 pairs worth exactly e2m1 · 2^-126 for every code in every register slot.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -121,6 +123,28 @@ TEST(FragmentLayout, LaneBytesAreTheMmaFragments) {
   EXPECT_EQ(bf16_value(uint16_t(r[3] >> 16)), std::ldexp(6.0, -126));
   EXPECT_EQ(r[0] | r[1] | r[2] | (r[3] & 0xffffu), 0u);
   EXPECT_EQ(ts[size_t((4 * g + t) * 2)], 0x38);  // row g scale at byte 2·lane
+}
+
+TEST(FragmentLayout, MmaKOrderMatchesTheARegisters) {
+  // Lane 4g + t, word s: A registers 0/1 hold logical k 16t + 4s + {0, 1}, which the MMA multiplies with its k
+  // positions 2t, 2t + 1 of step s; registers 2/3 hold 16t + 4s + {2, 3} at positions 2t + 8, 2t + 9. B operands in
+  // the MMA k order put logical k l at position fragment_k_slot(l) of the 64.
+  std::vector<int> seen(64, 0);
+  for (int t = 0; t < 4; ++t) {
+    for (int s = 0; s < 4; ++s) {
+      for (int i = 0; i < 4; ++i) {
+        const int l = 16 * t + 4 * s + i;
+        const int position = 16 * s + (i < 2 ? 2 * t + i : 8 + 2 * t + (i - 2));
+        EXPECT_EQ(format::fragment_k_slot(l), position) << "l=" << l;
+        ++seen[size_t(format::fragment_k_slot(l))];
+      }
+    }
+  }
+  EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int n) { return n == 1; })) << "not a permutation of 0..63";
+  for (int l = 0; l < 64; l += 2) {  // the reorder kernels move 32-bit words: pairs stay together, in order
+    EXPECT_EQ(format::fragment_k_slot(l) % 2, 0);
+    EXPECT_EQ(format::fragment_k_slot(l + 1), format::fragment_k_slot(l) + 1);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, FragmentPackTest,

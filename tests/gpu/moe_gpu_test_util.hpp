@@ -25,6 +25,8 @@
 #include "test_util.hpp"
 #include "fp4moe/format.hpp"
 #include "fp4moe/moe.hpp"
+#include "cuda/fc1/fc1_launch.hpp"
+#include "cuda/moe/heuristics.hpp"
 #include "gpu/gpu_test_util.hpp"
 #include "problem/random_problem.hpp"
 
@@ -52,6 +54,19 @@ inline MoeConfig odd_config(Mode mode, Activation act = Activation::kSilu) {
   c.activation = act;
   c.mode = mode;
   return c;
+}
+
+// Whether this device runs the wgmma path for the layer (tile_rows 64 and 128).
+inline bool wgmma_runs(const MoeConfig& c) { return cuda::wgmma_shape_supported(c) && cuda::wgmma_path_available(); }
+
+// Options that run a subset of a T-token call on the same kernel path as the call itself. The streaming kernels
+// (every tile size) and the wgmma kernels (both tile sizes) are each batch-invariant, but the two paths differ in
+// fp32 summation order, so a subset is compared on the path the automatic choice took for all T tokens.
+inline RunOptions same_path_as(const MoeConfig& c, int64_t tokens) {
+  RunOptions o;
+  const int rows = cuda::plan_tile_rows(c, tokens, wgmma_runs(c));
+  if (cuda::is_wgmma_tile_rows(rows)) o.tile_rows = rows;
+  return o;
 }
 
 // ---- small vector utilities -----------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@
 //  - CUDA graph capture and replay with new inputs in the same buffers, repeated runs, dirty and oversized
 //    workspaces, a token run alone, and the convenience call are all bitwise equal to the eager runner;
 //  - strided x and out rows (the gaps are neither read nor written);
-//  - every work tile size (8, 16, 32 rows) gives bitwise the same output, with few and with many rows per
-//    expert (all tokens on one expert), so the batch size never changes a token's result.
+//  - every work tile size of the streaming kernels (8, 16, 32 rows) gives bitwise the same output, with few and with
+//    many rows per expert (all tokens on one expert), so the batch size never changes a token's result on that
+//    path; the same holds for the wgmma path's two sizes (64, 128; sm_90a), which is also checked against the CPU.
 // The fixture's canonical call (97 tokens) is itself checked against the CPU reference. Seeds are fresh per run.
 #include <gtest/gtest.h>
 
@@ -408,7 +409,8 @@ TEST_P(FeatureTest, RepeatedRunsWorkspacesAndBatchesAreBitwiseEqual) {
       expect_bitwise(out.to_host<uint16_t>(), exact, what);
     }
     const HostInputs last = testing::take_rows(in, {t - 1});  // runs are deterministic whatever the batch
-    expect_bitwise(gpu_forward(runner, last.view()), testing::gather_rows(exact, {t - 1}, h), "last token alone");
+    expect_bitwise(gpu_forward(runner, last.view(), testing::same_path_as(config_, t)),
+                   testing::gather_rows(exact, {t - 1}, h), "last token alone");
     if (zeroed.bytes() > 0) {
       EXPECT_THROW(runner.run(din.view(), out_view(out, t, h), zeroed.get(), zeroed.bytes() - 1), Error);
     }
@@ -447,6 +449,35 @@ TEST_P(FeatureTest, EveryWorkTileSizeIsBitwiseEqual) {
   RunOptions bad;
   bad.tile_rows = 48;
   testing::expect_error([&] { gpu_forward(runner, inputs_.view(), bad); }, "options.tile_rows");
+}
+
+// The wgmma path (sm_90a): 64- and 128-row tiles give the same bits, with random routing, with one hot expert (several
+// full tiles and a partial one) and with a batch larger than every expert's tile; all close to the CPU reference.
+// Shapes it cannot run are refused naming options.tile_rows.
+TEST_P(FeatureTest, WgmmaTileSizesAreBitwiseEqual) {
+  SCOPED_TRACE(trace_);
+  if (!testing::wgmma_runs(config_)) GTEST_SKIP() << "the wgmma path needs compute capability 9.0 (sm_90a code)";
+  const Runner runner(gpu_), cpu(cpu_);
+  HostInputs hot = inputs_;
+  for (int64_t t = 0; t < hot.tokens; ++t) hot.topk_ids[size_t(t * config_.top_k)] = int32_t(config_.expert_offset + 3);
+  const HostInputs large = make_random_inputs(config_, 700, seed_ + 2);
+  for (const HostInputs* in : {static_cast<const HostInputs*>(&inputs_), static_cast<const HostInputs*>(&hot), &large}) {
+    const std::string what = in == &hot ? " (hot expert)" : in == &large ? " (700 tokens)" : " (random routing)";
+    RunOptions wide, narrow;
+    wide.tile_rows = 128;
+    narrow.tile_rows = 64;
+    const std::vector<uint16_t> out = gpu_forward(runner, in->view(), wide);
+    EXPECT_TRUE(testing::any_nonzero(out));
+    expect_bitwise(gpu_forward(runner, in->view(), narrow), out, "tile_rows=64 vs 128" + what);
+    expect_close(out, cpu_forward(cpu, in->view()), mode(), "tile_rows=128 vs CPU reference" + what);
+  }
+  MoeConfig odd = testing::odd_config(mode());
+  const HostLayer odd_layer = make_random_layer(odd, seed_ + 3);
+  const Runner odd_runner(prepare_weights(odd, odd_layer.view(), Backend::kCuda));
+  const HostInputs odd_in = make_random_inputs(odd, 5, seed_ + 4);
+  RunOptions wide;
+  wide.tile_rows = 128;
+  testing::expect_error([&] { gpu_forward(odd_runner, odd_in.view(), wide); }, "options.tile_rows");
 }
 
 TEST_P(FeatureTest, ConvenienceCallMatchesRunner) {

@@ -265,9 +265,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--min-ms", o->min_ms, "CUDA: time each point over at least this much GPU time")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_flag("--graph", o->graph, "CUDA: capture each point's call in a CUDA graph once and time its replays");
-  cmd->add_option("--tile-rows", o->tile_rows, "CUDA MoE: rows per work tile, 8, 16 or 32 (default 0 = chosen "
-                  "from the batch shape; results are identical)")
-      ->check(CLI::IsMember({0, 8, 16, 32}))
+  cmd->add_option("--tile-rows", o->tile_rows, "CUDA MoE: rows per work tile, 8, 16 or 32 (streaming kernels), "
+                  "64 or 128 (wgmma kernels, sm_90a) (default 0 = chosen from the batch shape)")
+      ->check(CLI::IsMember({0, 8, 16, 32, 64, 128}))
       ->capture_default_str();
   cmd->add_flag("--warm-l2", o->warm_l2, "CUDA: do not flush the L2 between timed runs");
   cmd->add_option("--baseline", o->baseline, "CUDA: cuBLAS BF16 baseline GEMMs: grouped, loop, best (the faster of both) or none")

@@ -10,6 +10,7 @@
 
 #include "cuda/fc1/activation.cuh"
 #include "cuda/fc1/fc1_launch.hpp"
+#include "cuda/fc1/requantize.cuh"
 #include "cuda/common/launch.cuh"
 #include "cuda/gemm/stream_gemm.cuh"
 #include "cuda/route/work_tiles.cuh"
@@ -29,18 +30,6 @@ __device__ __forceinline__ StreamTokens<kNT> fc1_tokens(const Fc1Params& p, cons
     x.row[j] = token >= 0 ? p.x + token * p.x_ld + 16 * (lane % 4) : nullptr;
   }
   return x;
-}
-
-// W4A4: v quantized with gs2 in its 16-output block (rows g and g+8 of the 8 lanes sharing lane % 4), returned
-// dequantized without the global scale (e2m1 · sf, exact in BF16). Every lane of the warp must call it.
-__device__ __forceinline__ void requantize_block(float (&v)[2], float gs2) {
-  float amax = fmaxf(fabsf(v[0]), fabsf(v[1]));
-#pragma unroll
-  for (int m = 4; m < 32; m *= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, m));
-  const uint8_t sf = block_scale_e4m3(amax, gs2);
-  const float inv = block_inverse_scale(sf, gs2);
-#pragma unroll
-  for (int r = 0; r < 2; ++r) v[r] = dequant_unscaled(float_to_e2m1(__fmul_rn(v[r], inv)), sf);
 }
 
 // Warp 0 only: alpha, activation, (W4A4) requantization, BF16 store of h.

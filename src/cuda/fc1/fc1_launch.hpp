@@ -10,7 +10,8 @@
 namespace fp4moe::cuda {
 
 struct Fc1Params {
-  // Routing: work tiles of tile_rows (8, 16 or 32) sorted rows of one expert each, or pair tiles
+  // Routing: work tiles of tile_rows (8, 16 or 32; wgmma path 64 or 128) sorted rows of one expert each, or pair
+  // tiles
   WorkTiles work;
   int64_t max_tiles = 0;
   int tile_rows = 0;
@@ -18,7 +19,8 @@ struct Fc1Params {
   // The tiles (or topk_ids, for pair tiles) were complete before FC1's predecessor let it launch (a quantize pass
   // sits between them and FC1), so FC1 reads them and prefetches weights before waiting.
   bool tiles_ready_early = false;
-  // x rows gathered by token, BF16 (W4A4: the exact BF16 values e2m1·sf of x quantized with gs1)
+  // x rows gathered by token, BF16 (W4A4: the exact BF16 values e2m1·sf of x quantized with gs1); wgmma path: in
+  // the MMA k order
   const uint16_t* x = nullptr;
   int64_t x_ld = 0;
   bool w4a4 = false;  // alpha = w13_scale_2 / gs1, and h is quantized with gs2
@@ -31,10 +33,28 @@ struct Fc1Params {
   bool gated = true;
   Activation activation = Activation::kSilu;
   SwigluParams swiglu{};
-  // h per sorted row, BF16 [P, I] (W4A4: quantized per 16-column block with gs2, stored as e2m1·sf)
+  // h per sorted row, BF16 [P, I] (W4A4: quantized per 16-column block with gs2, stored as e2m1·sf); wgmma path:
+  // in the MMA k order
   uint16_t* h = nullptr;
 };
 
 void fc1_launch(const Fc1Params& params, void* stream);
+
+// The large-batch path (fc1_wgmma_kernel.cuh, sm_90a): tile_rows 64 or 128, x rows in the MMA k order
+// (x_reorder_launch), h written in that order for fc2_wgmma_launch. Only where wgmma_path_available().
+void fc1_wgmma_launch(const Fc1Params& params, void* stream);
+
+// Whether the current device runs the wgmma path: compute capability 9.0 and this build's sm_90a code loaded.
+bool wgmma_path_available();
+
+// rows × k BF16 (k a multiple of 64, row strides multiples of 8) into the MMA k order; src may equal dst.
+struct XReorderParams {
+  const uint16_t* src = nullptr;
+  int64_t src_ld = 0;
+  uint16_t* dst = nullptr;
+  int64_t dst_ld = 0;
+  int64_t rows = 0, k = 0;
+};
+void x_reorder_launch(const XReorderParams& params, void* stream);
 
 }  // namespace fp4moe::cuda

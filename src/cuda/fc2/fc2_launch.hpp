@@ -9,11 +9,13 @@
 namespace fp4moe::cuda {
 
 struct Fc2Params {
-  // Routing: work tiles of tile_rows (8, 16 or 32) sorted rows of one expert each, or pair tiles
+  // Routing: work tiles of tile_rows (8, 16 or 32; wgmma path 64 or 128) sorted rows of one expert each, or pair
+  // tiles
   WorkTiles work;
   int64_t max_tiles = 0;
   int tile_rows = 0;
-  // h per sorted row, BF16 [P, I] (W4A4: exact e2m1·sf values; alpha = w2_scale_2 / gs2)
+  // h per sorted row, BF16 [P, I] (W4A4: exact e2m1·sf values; alpha = w2_scale_2 / gs2); wgmma path: in the MMA
+  // k order
   const uint16_t* h = nullptr;
   bool w4a4 = false;
   float gs2 = 1.0f;
@@ -25,5 +27,9 @@ struct Fc2Params {
 };
 
 void fc2_launch(const Fc2Params& params, void* stream);
+
+// The large-batch path (fc2_wgmma_kernel.cuh, sm_90a): tile_rows 64 or 128, h in the MMA k order as
+// fc1_wgmma_launch writes it. Only where wgmma_path_available() (fc1_launch.hpp).
+void fc2_wgmma_launch(const Fc2Params& params, void* stream);
 
 }  // namespace fp4moe::cuda

@@ -9,11 +9,22 @@ namespace fp4moe::cuda {
 namespace {
 
 constexpr int64_t kSmallTileMaxRowsPerExpert = 6;
+// wgmma path (sm_90a), H100 qwen3-30b-a3b W4A16 (bench/NOTES.md): 64-row tiles beat 16-row streaming from 32 rows
+// per expert on (T=512: 273 vs 459 µs); 128-row tiles only pull ahead at ~1000 rows per expert (T=16384: 4528 vs
+// 4661 µs; T=4096: 1278 vs 1250).
+constexpr int64_t kWgmmaMinRowsPerExpert = 24;
+constexpr int64_t kWgmmaWideMinRowsPerExpert = 768;
 
 }  // namespace
 
 bool is_tile_rows_choice(int rows) {
-  return std::find(std::begin(kTileRowChoices), std::end(kTileRowChoices), rows) != std::end(kTileRowChoices);
+  return std::find(std::begin(kTileRowChoices), std::end(kTileRowChoices), rows) != std::end(kTileRowChoices) ||
+         std::find(std::begin(kWgmmaTileRowChoices), std::end(kWgmmaTileRowChoices), rows) !=
+             std::end(kWgmmaTileRowChoices);
+}
+
+bool wgmma_shape_supported(const MoeConfig& c) {
+  return c.hidden % 64 == 0 && c.intermediate % (c.gated() ? 64 : 128) == 0;
 }
 
 bool plan_pair_tiles(int64_t tokens, int force_rows) {
@@ -23,7 +34,7 @@ bool plan_pair_tiles(int64_t tokens, int force_rows) {
   return tokens == 1 && (force_rows == 0 || force_rows == kTileRowChoices[0]);
 }
 
-int plan_tile_rows(const MoeConfig& c, int64_t tokens, int force_rows) {
+int plan_tile_rows(const MoeConfig& c, int64_t tokens, bool wgmma, int force_rows) {
   if (force_rows > 0) return force_rows;
   // Rows per hit expert if the routing spreads evenly. H100, qwen3-30b-a3b W4A16 (bench/NOTES.md): 8-row tiles are
   // fastest up to ~4 rows per expert, 16-row tiles from ~16 rows per expert on (also at 64 and more, where an
@@ -31,6 +42,7 @@ int plan_tile_rows(const MoeConfig& c, int64_t tokens, int force_rows) {
   const int64_t pairs = tokens * c.top_k;
   const int64_t experts_hit = std::max<int64_t>(1, std::min(pairs, c.num_local_experts));
   const int64_t rows_per_expert = (pairs + experts_hit - 1) / experts_hit;
+  if (wgmma && rows_per_expert >= kWgmmaMinRowsPerExpert) return rows_per_expert >= kWgmmaWideMinRowsPerExpert ? 128 : 64;
   return rows_per_expert <= kSmallTileMaxRowsPerExpert ? 8 : 16;
 }
 

@@ -1,8 +1,10 @@
 // Work-tile selection of the CUDA fused MoE (host only), from the call's shape alone (no host synchronization, so
 // never from the actual routing). The FC1/FC2 kernels stream each hit expert's weights once per work tile of
 // `tile_rows` sorted rows; small tiles keep the MMA narrow when few tokens hit an expert, large tiles cut the
-// number of times an expert's weights pass through L2 when many do. Every tile size sums in the same order, so
-// the choice never changes results. Thresholds from `fp4moe bench` on the H100 (bench/NOTES.md).
+// number of times an expert's weights pass through L2 when many do. The streaming tile sizes (8, 16, 32) sum in
+// the same order, so the choice among them never changes results. The wgmma path (64- or 128-row tiles, sm_90a)
+// sums in another order: its results equal the streaming path's up to fp32 rounding, and are the same for both of
+// its tile sizes. Thresholds from `fp4moe bench` on the H100 (bench/NOTES.md).
 #pragma once
 
 #include <cstdint>
@@ -11,16 +13,26 @@
 
 namespace fp4moe::cuda {
 
+// Work tile rows of the weight-streaming kernels (any GPU) and of the wgmma kernels (sm_90a, large batches).
 inline constexpr int kTileRowChoices[] = {8, 16, 32};
+inline constexpr int kWgmmaTileRowChoices[] = {64, 128};
 
-// Whether `rows` is one of kTileRowChoices.
+// Whether `rows` is one of kTileRowChoices or kWgmmaTileRowChoices.
 bool is_tile_rows_choice(int rows);
+
+// Whether a tile size belongs to the wgmma path.
+constexpr bool is_wgmma_tile_rows(int rows) { return rows >= kWgmmaTileRowChoices[0]; }
+
+// Whether the layer's shape fits the wgmma kernels: H a multiple of 64 (FC1's k chunks), I a multiple of 64 (FC2's
+// k chunks and, gated, FC1's 64-output groups) or, non-gated, of 128 (FC1's 128-output groups).
+bool wgmma_shape_supported(const MoeConfig& config);
 
 // Whether a call of `tokens` tokens skips the routing launch and runs each (token, slot) pair as its own one-row
 // tile (WorkTiles): one token, unless a tile size other than 8 rows is forced.
 bool plan_pair_tiles(int64_t tokens, int force_rows = 0);
 
-// Rows of one routing work tile for `tokens` tokens. force_rows > 0 (a validated choice) picks that size.
-int plan_tile_rows(const MoeConfig& config, int64_t tokens, int force_rows = 0);
+// Rows of one routing work tile for `tokens` tokens; `wgmma` says whether the wgmma path may run (device and shape).
+// force_rows > 0 (a validated choice) picks that size.
+int plan_tile_rows(const MoeConfig& config, int64_t tokens, bool wgmma, int force_rows = 0);
 
 }  // namespace fp4moe::cuda

@@ -1,5 +1,6 @@
 // The CUDA fused-MoE path on the host side: workspace layout and the launch sequence
-// route → [quantize x (W4A4, BF16 x)] → fc1 → fc2 → combine, all on one stream without host synchronization.
+// route → [quantize x (W4A4, BF16 x)] → [x into the MMA k order (wgmma path)] → fc1 → fc2 → combine, all on one
+// stream without host synchronization.
 #include <algorithm>
 
 #include "cuda/combine/combine_launch.hpp"
@@ -22,7 +23,7 @@ constexpr size_t kAlign = 256;
 struct Layout {
   size_t keys_in = 0, pairs_in = 0, keys_sorted = 0, pairs_sorted = 0, position = 0, offsets = 0;
   size_t tiles = 0, num_tiles = 0, sort_temp = 0, sort_temp_bytes = 0;
-  size_t x_deq = 0;  // W4A4: x quantized with gs1, as exact BF16 values e2m1·sf
+  size_t x_staged = 0;  // W4A4: x quantized with gs1, as exact BF16 values e2m1·sf; wgmma path: x in the MMA k order
   size_t h = 0;      // BF16 h per sorted row
   size_t y = 0;
   size_t total = 0;
@@ -50,7 +51,7 @@ Layout make_layout(const MoeConfig& c, int64_t tokens) {
   l.sort_temp = take(l.sort_temp_bytes);
   const bool w4a4 = c.mode == Mode::kW4A4;
   l.h = take(size_t(pairs * c.intermediate) * sizeof(uint16_t));
-  if (w4a4) l.x_deq = take(size_t(tokens * c.hidden) * sizeof(uint16_t));
+  if (w4a4 || wgmma_shape_supported(c)) l.x_staged = take(size_t(tokens * c.hidden) * sizeof(uint16_t));
   l.y = take(size_t(pairs * c.hidden) * sizeof(float));
   l.total = at;
   return l;
@@ -87,7 +88,7 @@ RouteBuffers route_buffers(void* ws, const Layout& l) {
 // W4A4: x quantized with gs1 (or the caller's pre-quantized x) as exact BF16 values, which FC1 reads like W4A16 x.
 const uint16_t* dequantized_x(const MoeLaunch& m, const Layout& l, void* stream) {
   const MoeConfig& c = *m.config;
-  uint16_t* deq = section<uint16_t>(m.workspace, l.x_deq);
+  uint16_t* deq = section<uint16_t>(m.workspace, l.x_staged);
   if (m.x_fp4) {
     launch_dequantize_nvfp4({m.x_fp4, m.x_scale, m.tokens, c.hidden, deq}, stream);
   } else {
@@ -103,6 +104,32 @@ const uint16_t* dequantized_x(const MoeLaunch& m, const Layout& l, void* stream)
   return deq;
 }
 
+// wgmma path: x (W4A4: quantized as above, in place) in the MMA k order, rows of H.
+const uint16_t* reordered_x(const MoeLaunch& m, const Layout& l, void* stream) {
+  const MoeConfig& c = *m.config;
+  XReorderParams r;
+  r.src = c.mode == Mode::kW4A4 ? dequantized_x(m, l, stream) : m.x;
+  r.src_ld = c.mode == Mode::kW4A4 ? c.hidden : m.x_ld;
+  r.dst = section<uint16_t>(m.workspace, l.x_staged);
+  r.dst_ld = c.hidden;
+  r.rows = m.tokens;
+  r.k = c.hidden;
+  x_reorder_launch(r, stream);
+  return r.dst;
+}
+
+// The work tile size, checked against the wgmma path's conditions when a caller forces one of its sizes.
+int work_tile_rows(const MoeConfig& c, int64_t tokens, int force_rows) {
+  const bool wgmma = wgmma_shape_supported(c) && wgmma_path_available();
+  if (force_rows > 0 && is_wgmma_tile_rows(force_rows)) {
+    FP4MOE_CHECK_ARG(wgmma, "options.tile_rows",
+                     "8, 16 or 32 here (64 and 128 need compute capability 9.0 with sm_90a code, H a multiple of 64 "
+                     "and I a multiple of 64, or 128 when not gated)",
+                     detail::concat(force_rows, " (H = ", c.hidden, ", I = ", c.intermediate, ")"));
+  }
+  return plan_tile_rows(c, tokens, wgmma, force_rows);
+}
+
 }  // namespace
 
 void moe_launch(const MoeLaunch& m, void* stream) {
@@ -114,7 +141,8 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   void* ws = m.workspace;
   const int64_t pairs = m.tokens * c.top_k;
   const bool pair_tiles = plan_pair_tiles(m.tokens, m.force_tile_rows);
-  const int tile_rows = pair_tiles ? kTileRowChoices[0] : plan_tile_rows(c, m.tokens, m.force_tile_rows);
+  const int tile_rows = pair_tiles ? kTileRowChoices[0] : work_tile_rows(c, m.tokens, m.force_tile_rows);
+  const bool wgmma = is_wgmma_tile_rows(tile_rows);
   const int64_t max_tiles = pair_tiles ? pairs : max_route_tiles(pairs, c.num_local_experts, tile_rows);
 
   RouteParams route;
@@ -138,8 +166,8 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f1.tile_rows = tile_rows;
   f1.top_k = c.top_k;
   f1.tiles_ready_early = w4a4;  // the quantize pass in between waits for its predecessor before FC1 launches
-  f1.x = w4a4 ? dequantized_x(m, l, stream) : m.x;
-  f1.x_ld = w4a4 ? c.hidden : m.x_ld;
+  f1.x = wgmma ? reordered_x(m, l, stream) : w4a4 ? dequantized_x(m, l, stream) : m.x;
+  f1.x_ld = wgmma || w4a4 ? c.hidden : m.x_ld;
   f1.w4a4 = w4a4;
   f1.gs1 = m.gs1;
   f1.gs2 = m.gs2;
@@ -151,7 +179,7 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f1.activation = c.activation;
   f1.swiglu = c.swiglu;
   f1.h = section<uint16_t>(ws, l.h);
-  fc1_launch(f1, stream);
+  wgmma ? fc1_wgmma_launch(f1, stream) : fc1_launch(f1, stream);
 
   Fc2Params f2;
   f2.work = work;
@@ -165,7 +193,7 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f2.hidden = c.hidden;
   f2.intermediate = c.intermediate;
   f2.y = section<float>(ws, l.y);
-  fc2_launch(f2, stream);
+  wgmma ? fc2_wgmma_launch(f2, stream) : fc2_launch(f2, stream);
 
   CombineParams cb;
   cb.tokens = m.tokens;

@@ -50,7 +50,7 @@ struct MoeLaunch {
   bool accumulate = false;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
-  int force_tile_rows = 0;  // 0: work tile from heuristics.hpp; 8, 16 or 32: that size (tests, bench)
+  int force_tile_rows = 0;  // 0: work tile from heuristics.hpp; 8, 16, 32 (64, 128: wgmma): that size
 };
 
 // Exact workspace bytes for up to max_tokens tokens.

@@ -1,0 +1,69 @@
+// Launchers of the large-batch FC1 (wgmma) and of the x reorder pass. Instantiation table: gated or not × 64 or 128
+// rows per work tile.
+#include <cuda_runtime.h>
+
+#include "cuda/common/cuda_check.hpp"
+#include "cuda/fc1/fc1_wgmma_kernel.cuh"
+#include "cuda/fc1/x_reorder_kernel.cuh"
+#include "fp4moe/error.hpp"
+
+namespace fp4moe::cuda {
+
+namespace {
+
+template <bool kGated, int kN>
+void launch(const Fc1Params& p, cudaStream_t stream) {
+  const int64_t groups = p.intermediate / (kGated ? kWgmmaRows / 2 : kWgmmaRows);
+  const dim3 grid(unsigned(p.max_tiles), unsigned(groups));
+  constexpr size_t kSmem = kWgmmaSmemBytes<kN>;
+  static const bool configured = [] {
+    FP4MOE_CUDA_CHECK(cudaFuncSetAttribute(fc1_wgmma_kernel<kGated, kN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           int(kSmem)));
+    return true;
+  }();
+  (void)configured;
+  launch_pdl(fc1_wgmma_kernel<kGated, kN>, grid, kWgmmaThreads, kSmem, stream, p);
+}
+
+template <bool kGated>
+void launch_rows(const Fc1Params& p, cudaStream_t stream) {
+  switch (p.tile_rows) {
+    case 64: return launch<kGated, 64>(p, stream);
+    case 128: return launch<kGated, 128>(p, stream);
+    default: FP4MOE_CHECK(false, "FC1 wgmma work tile rows must be 64 or 128, got ", p.tile_rows);
+  }
+}
+
+}  // namespace
+
+void fc1_wgmma_launch(const Fc1Params& p, void* stream_ptr) {
+  if (p.max_tiles == 0) return;
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  p.gated ? launch_rows<true>(p, stream) : launch_rows<false>(p, stream);
+}
+
+bool wgmma_path_available() {
+  int device = 0, major = 0, minor = 0;
+  FP4MOE_CUDA_CHECK(cudaGetDevice(&device));
+  FP4MOE_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  FP4MOE_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  if (major != 9 || minor != 0) return false;
+  // Code JIT-compiled from an older PTX target would have the empty kernel bodies; only sm_90a code has wgmma.
+  // The loaded code is the same for every 9.0 device of the process, so it is looked up once.
+  static const bool sm90a_code = [] {
+    cudaFuncAttributes attr{};
+    FP4MOE_CUDA_CHECK(cudaFuncGetAttributes(&attr, fc1_wgmma_kernel<true, 128>));
+    return attr.binaryVersion == 90 && attr.ptxVersion >= 90;
+  }();
+  return sm90a_code;
+}
+
+void x_reorder_launch(const XReorderParams& p, void* stream_ptr) {
+  const int64_t threads = p.rows * (p.k / format::kFragK);
+  if (threads == 0) return;
+  constexpr int kBlock = 128;
+  launch_pdl(x_reorder_kernel, dim3(unsigned((threads + kBlock - 1) / kBlock)), kBlock, 0,
+             static_cast<cudaStream_t>(stream_ptr), p);
+}
+
+}  // namespace fp4moe::cuda

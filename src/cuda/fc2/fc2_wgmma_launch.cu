@@ -1,0 +1,37 @@
+// Launcher of the large-batch FC2 (wgmma). Instantiation table: 64 or 128 rows per work tile.
+#include <cuda_runtime.h>
+
+#include "cuda/common/cuda_check.hpp"
+#include "cuda/fc2/fc2_wgmma_kernel.cuh"
+#include "fp4moe/error.hpp"
+
+namespace fp4moe::cuda {
+
+namespace {
+
+template <int kN>
+void launch(const Fc2Params& p, cudaStream_t stream) {
+  const dim3 grid(unsigned(p.max_tiles), unsigned((p.hidden + kWgmmaRows - 1) / kWgmmaRows));
+  constexpr size_t kSmem = kWgmmaSmemBytes<kN>;
+  static const bool configured = [] {
+    FP4MOE_CUDA_CHECK(
+        cudaFuncSetAttribute(fc2_wgmma_kernel<kN>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));
+    return true;
+  }();
+  (void)configured;
+  launch_pdl(fc2_wgmma_kernel<kN>, grid, kWgmmaThreads, kSmem, stream, p);
+}
+
+}  // namespace
+
+void fc2_wgmma_launch(const Fc2Params& p, void* stream_ptr) {
+  if (p.max_tiles == 0) return;
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  switch (p.tile_rows) {
+    case 64: return launch<64>(p, stream);
+    case 128: return launch<128>(p, stream);
+    default: FP4MOE_CHECK(false, "FC2 wgmma work tile rows must be 64 or 128, got ", p.tile_rows);
+  }
+}
+
+}  // namespace fp4moe::cuda
