@@ -464,7 +464,8 @@ TEST_P(FeatureTest, WgmmaTileSizesAreBitwiseEqual) {
   HostInputs hot = inputs_;
   for (int64_t t = 0; t < hot.tokens; ++t) hot.topk_ids[size_t(t * config_.top_k)] = int32_t(config_.expert_offset + 3);
   const HostInputs large = make_random_inputs(config_, 700, seed_ + 2);
-  for (const HostInputs* in : {static_cast<const HostInputs*>(&inputs_), static_cast<const HostInputs*>(&hot), &large}) {
+  const HostInputs* const cases[] = {&inputs_, &hot, &large};
+  for (const HostInputs* in : cases) {
     const std::string what = in == &hot ? " (hot expert)" : in == &large ? " (700 tokens)" : " (random routing)";
     RunOptions wide, narrow;
     wide.tile_rows = 128;

@@ -42,7 +42,9 @@ int plan_tile_rows(const MoeConfig& c, int64_t tokens, bool wgmma, int force_row
   const int64_t pairs = tokens * c.top_k;
   const int64_t experts_hit = std::max<int64_t>(1, std::min(pairs, c.num_local_experts));
   const int64_t rows_per_expert = (pairs + experts_hit - 1) / experts_hit;
-  if (wgmma && rows_per_expert >= kWgmmaMinRowsPerExpert) return rows_per_expert >= kWgmmaWideMinRowsPerExpert ? 128 : 64;
+  if (wgmma && rows_per_expert >= kWgmmaMinRowsPerExpert) {
+    return rows_per_expert >= kWgmmaWideMinRowsPerExpert ? 128 : 64;
+  }
   return rows_per_expert <= kSmallTileMaxRowsPerExpert ? 8 : 16;
 }
 
