@@ -19,12 +19,11 @@
 namespace fp4moe::cuda {
 
 // Fragment row tile of half h for this warp: gated → gate tile 4j + w (h = 0) and up tile I/16 + 4j + w (h = 1);
-// non-gated → tile 8j + 4h + w.
+// non-gated → the block's 128 consecutive rows (wgmma_row_tile).
 template <bool kGated>
 __device__ __forceinline__ int64_t fc1_wgmma_row_tile(const Fc1Params& p, int64_t group, int h) {
-  const int warp = int(threadIdx.x) / 32;
-  if constexpr (kGated) return (h == 0 ? 0 : p.intermediate / format::kFragRows) + 4 * group + warp;
-  return 8 * group + 4 * h + warp;
+  if constexpr (kGated) return (h == 0 ? 0 : p.intermediate / format::kFragRows) + 4 * group + int(threadIdx.x) / 32;
+  return wgmma_row_tile(group, h);
 }
 
 // Row table of the tile: x of the token of each sorted row.
@@ -104,14 +103,8 @@ __global__ void __launch_bounds__(kWgmmaThreads, 2) fc1_wgmma_kernel(Fc1Params p
   if (!work_tile(p.work, blockIdx.x, tile)) return;  // the grid is sized for the worst case routing
   const int64_t group = blockIdx.y;
   fc1_wgmma_rows<kN>(p, tile, smem);
-  WgmmaWeights w;
-  w.codes = p.w13.codes;
-  w.scales = p.w13.scales;
-#pragma unroll
-  for (int h = 0; h < kWgmmaHalves; ++h) {
-    const int64_t rt = fc1_wgmma_row_tile<kGated>(p, group, h);
-    w.first[h] = rt < p.w13.row_tiles ? p.w13.first_tile(tile.expert, rt) : -1;
-  }
+  const WgmmaWeights w =
+      wgmma_weights(p.w13, tile.expert, [&](int h) { return fc1_wgmma_row_tile<kGated>(p, group, h); });
   __syncthreads();
   WgmmaAcc<kN> acc;
   wgmma_block_gemm<kN>(smem, w, p.w13.k_tiles, acc);

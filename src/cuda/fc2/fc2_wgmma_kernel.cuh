@@ -20,10 +20,9 @@ __device__ void fc2_wgmma_epilogue(const Fc2Params& p, const RouteTile& tile, in
   const float scale_2 = p.w2_scale_2[tile.expert];
   const float alpha = __fmul_rn(p.w4a4 ? __fdiv_rn(scale_2, p.gs2) : scale_2, kFragUnscale);
   const int rows = tile.row_end - tile.row_begin;
-  const int warp = int(threadIdx.x) / 32;
 #pragma unroll
   for (int h = 0; h < kWgmmaHalves; ++h) {
-    const int64_t col0 = (group * kWgmmaTiles + 4 * h + warp) * format::kFragRows;
+    const int64_t col0 = wgmma_row_tile(group, h) * format::kFragRows;
 #pragma unroll
     for (int i = 0; i < kN / 2; ++i) {
       const int n = wgmma_token(i);
@@ -47,15 +46,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, 2) fc2_wgmma_kernel(Fc2Params p
   for (int r = int(threadIdx.x); r < kN; r += kWgmmaThreads) {
     smem.rows[r] = r < tile.row_end - tile.row_begin ? p.h + (tile.row_begin + r) * p.intermediate : nullptr;
   }
-  WgmmaWeights w;
-  w.codes = p.w2.codes;
-  w.scales = p.w2.scales;
-  const int warp = int(threadIdx.x) / 32;
-#pragma unroll
-  for (int h = 0; h < kWgmmaHalves; ++h) {
-    const int64_t rt = group * kWgmmaTiles + 4 * h + warp;
-    w.first[h] = rt < p.w2.row_tiles ? p.w2.first_tile(tile.expert, rt) : -1;
-  }
+  const WgmmaWeights w = wgmma_weights(p.w2, tile.expert, [&](int h) { return wgmma_row_tile(group, h); });
   __syncthreads();
   WgmmaAcc<kN> acc;
   wgmma_block_gemm<kN>(smem, w, p.w2.k_tiles, acc);

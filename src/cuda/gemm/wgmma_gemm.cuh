@@ -16,6 +16,7 @@
 
 #include <cstdint>
 
+#include "cuda/common/frag_matrix.hpp"
 #include "cuda/common/fragment_decode.cuh"
 #include "cuda/common/wgmma.cuh"
 #include "format/fragment_layout.hpp"
@@ -56,6 +57,25 @@ struct WgmmaWeights {
   const uint8_t* scales = nullptr;
   int64_t first[kWgmmaHalves];
 };
+
+// Fragment row tile of half h for this warp when the block's 128 rows are consecutive: tile 8·group + 4h + warp.
+__device__ __forceinline__ int64_t wgmma_row_tile(int64_t group, int h) {
+  return group * kWgmmaTiles + 4 * h + int(threadIdx.x) / 32;
+}
+
+// The block's weight tiles of expert `expert` in `m`: half h is fragment row tile row_tile(h) of this warp.
+template <class RowTile>
+__device__ __forceinline__ WgmmaWeights wgmma_weights(const FragMatrix& m, int64_t expert, RowTile&& row_tile) {
+  WgmmaWeights w;
+  w.codes = m.codes;
+  w.scales = m.scales;
+#pragma unroll
+  for (int h = 0; h < kWgmmaHalves; ++h) {
+    const int64_t rt = row_tile(h);
+    w.first[h] = rt < m.row_tiles ? m.first_tile(expert, rt) : -1;
+  }
+  return w;
+}
 
 template <int kN>
 using WgmmaAcc = float[kWgmmaHalves][kN / 2];
