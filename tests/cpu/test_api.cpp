@@ -7,6 +7,7 @@
 #include <functional>
 #include <random>
 
+#include "layer_test_util.hpp"
 #include "test_util.hpp"
 #include "cuda/common/device_info.hpp"
 #include "fp4moe/error.hpp"
@@ -43,17 +44,6 @@ bool any_nonzero(const std::vector<uint16_t>& v) {
   return false;
 }
 
-// Sub-group [first, first + n) of a stacked single-group layer as its own stacked group.
-ExpertGroup slice_group(const ExpertGroup& g, int64_t first, int64_t n) {
-  auto slice = [&](TensorView t) {
-    t.data = static_cast<char*>(t.data) + first * t.strides[0] * int64_t(dtype_size(t.dtype));
-    t.shape[0] = n;
-    return t;
-  };
-  return {slice(g.w13), slice(g.w13_scale), slice(g.w13_scale_2), slice(g.w2), slice(g.w2_scale),
-          slice(g.w2_scale_2)};
-}
-
 class ApiTest : public ::testing::TestWithParam<Mode> {
  protected:
   void SetUp() override {
@@ -73,17 +63,8 @@ class ApiTest : public ::testing::TestWithParam<Mode> {
 
 TEST_P(ApiTest, SplitWeightsAreBitwiseEqualToStacked) {
   SCOPED_TRACE(seed_);
-  const MoeWeights stacked = layer_.view();
-  const ExpertGroup& g = stacked.groups[0];
   for (const std::vector<int64_t>& sizes : {std::vector<int64_t>{3, 5}, {1, 2, 5}, {4, 1, 1, 2}}) {
-    MoeWeights split = stacked;
-    split.groups.clear();
-    int64_t first = 0;
-    for (int64_t n : sizes) {
-      split.groups.push_back(slice_group(g, first, n));
-      first += n;
-    }
-    EXPECT_EQ(run(config_, split, inputs_), expected_);
+    EXPECT_EQ(run(config_, testing::split_weights(layer_.view(), sizes), inputs_), expected_);
   }
 }
 
@@ -120,70 +101,22 @@ TEST_P(ApiTest, PerExpertPlacementIsBitwiseEqual) {
 
 TEST_P(ApiTest, StridedExpertAndRowSlicesWork) {
   SCOPED_TRACE(seed_);
-  // Copy w13 into a buffer with padding after every row and every expert; views use the strides.
-  const int64_t el = config_.num_local_experts, rows = config_.fc1_rows(), cols = config_.hidden / 2;
-  const int64_t row_stride = cols + 8, expert_stride = rows * row_stride + 32;
-  std::vector<uint8_t> padded(size_t(el * expert_stride), 0xEE);
-  for (int64_t e = 0; e < el; ++e) {
-    for (int64_t r = 0; r < rows; ++r) {
-      std::memcpy(&padded[size_t(e * expert_stride + r * row_stride)], &layer_.w13[size_t((e * rows + r) * cols)],
-                  size_t(cols));
-    }
-  }
-  MoeWeights w = layer_.view();
-  w.groups[0].w13.data = padded.data();
-  w.groups[0].w13.strides = {expert_stride, row_stride, 1, 0};
-  EXPECT_EQ(run(config_, w, inputs_), expected_);
-}
-
-// Rebuilds w13 (and its scales) with rows in `order`, from the gate-up random layer.
-void reorder_fc1(const MoeConfig& c, HostLayer& layer, Fc1Order order) {
-  const int64_t el = c.num_local_experts, i = c.intermediate, rows = 2 * i;
-  const int64_t wc = c.hidden / 2, sc = c.hidden / 16;
-  std::vector<uint8_t> w(layer.w13.size()), s(layer.w13_scale.size());
-  for (int64_t e = 0; e < el; ++e) {
-    for (int64_t src = 0; src < rows; ++src) {
-      const bool gate = src < i;
-      const int64_t j = gate ? src : src - i;
-      const int64_t dst = order == Fc1Order::kUpGate ? (gate ? i + j : j) : (gate ? 2 * j : 2 * j + 1);
-      std::memcpy(&w[size_t((e * rows + dst) * wc)], &layer.w13[size_t((e * rows + src) * wc)], size_t(wc));
-      std::memcpy(&s[size_t((e * rows + dst) * sc)], &layer.w13_scale[size_t((e * rows + src) * sc)], size_t(sc));
-    }
-  }
-  layer.w13 = w;
-  layer.w13_scale = s;
-  layer.config.fc1_order = order;
+  const testing::StridedW13 strided(layer_, 8, 32);  // padding after every w13 row and every expert
+  EXPECT_EQ(run(config_, strided.weights, inputs_), expected_);
 }
 
 TEST_P(ApiTest, Fc1RowOrdersAreEquivalent) {
   SCOPED_TRACE(seed_);
   for (Fc1Order order : {Fc1Order::kUpGate, Fc1Order::kInterleaved}) {
-    HostLayer reordered = layer_;
-    reorder_fc1(config_, reordered, order);
-    MoeConfig c = config_;
-    c.fc1_order = order;
-    EXPECT_EQ(run(c, reordered.view(), inputs_), expected_) << fc1_order_name(order);
+    const HostLayer reordered = testing::reorder_fc1(layer_, order);
+    EXPECT_EQ(run(reordered.config, reordered.view(), inputs_), expected_) << fc1_order_name(order);
   }
 }
 
 TEST_P(ApiTest, SwizzledScalesAreEquivalentToLinear) {
   SCOPED_TRACE(seed_);
-  const int64_t el = config_.num_local_experts, h = config_.hidden, i = config_.intermediate;
-  auto swizzle_all = [&](const std::vector<uint8_t>& linear, int64_t rows, int64_t k) {
-    const auto [pr, pc] = scale_shape(ScaleLayout::kSwizzled128x4, rows, k);
-    std::vector<uint8_t> out(size_t(el * pr * pc));
-    for (int64_t e = 0; e < el; ++e) {
-      swizzle_scales(&linear[size_t(e * rows * k / 16)], rows, k / 16, &out[size_t(e * pr * pc)]);
-    }
-    return std::make_pair(out, std::array<int64_t, 2>{pr, pc});
-  };
-  auto [s13, sh13] = swizzle_all(layer_.w13_scale, config_.fc1_rows(), h);
-  auto [s2, sh2] = swizzle_all(layer_.w2_scale, h, i);
-  MoeWeights w = layer_.view();
-  w.scale_layout = ScaleLayout::kSwizzled128x4;
-  w.groups[0].w13_scale = TensorView(s13.data(), DType::kE4M3, {el, sh13[0], sh13[1]});
-  w.groups[0].w2_scale = TensorView(s2.data(), DType::kE4M3, {el, sh2[0], sh2[1]});
-  EXPECT_EQ(run(config_, w, inputs_), expected_);
+  const testing::SwizzledWeights swizzled(layer_);
+  EXPECT_EQ(run(config_, swizzled.weights, inputs_), expected_);
 }
 
 TEST_P(ApiTest, ConvenienceCallMatchesRunnerAndCacheIsBounded) {
@@ -246,7 +179,7 @@ TEST(ApiValidation, WeightErrorsNameTheTensor) {
   w.scale_layout = ScaleLayout::kSwizzled128x4;
   expect_error([&] { prepare_weights(c, w, Backend::kCpu); }, "expected shape [8, 128, 4], got shape [8, 64, 4]");
   w = layer.view();
-  w.groups[0] = slice_group(w.groups[0], 0, 7);
+  w.groups[0] = testing::slice_group(w.groups[0], 0, 7);
   expect_error([&] { prepare_weights(c, w, Backend::kCpu); },
                "argument 'weights.groups': expected 8 experts in all (num_local_experts), got 7 experts");
   HostLayer bad = layer;

@@ -86,20 +86,8 @@ TEST_P(FeatureTest, SplitPerExpertAndStridedWeightsAreBitwiseEqual) {
   testing::upload_weights(testing::per_expert_weights(stacked), on_device);
   check(on_device.weights, "per-expert 2-D groups, in device memory");
 
-  // w13 with padding after every row and every expert; the view uses those strides.
-  const int64_t el = config_.num_local_experts, rows = config_.fc1_rows(), cols = config_.hidden / 2;
-  const int64_t row_stride = cols + 16, expert_stride = rows * row_stride + 48;
-  std::vector<uint8_t> padded(size_t(el * expert_stride), 0xEE);
-  for (int64_t e = 0; e < el; ++e) {
-    for (int64_t r = 0; r < rows; ++r) {
-      std::memcpy(&padded[size_t(e * expert_stride + r * row_stride)], &layer_.w13[size_t((e * rows + r) * cols)],
-                  size_t(cols));
-    }
-  }
-  MoeWeights strided = stacked;
-  strided.groups[0].w13.data = padded.data();
-  strided.groups[0].w13.strides = {expert_stride, row_stride, 1, 0};
-  check(strided, "strided w13");
+  const testing::StridedW13 strided(layer_, 16, 48);  // padding after every w13 row and every expert
+  check(strided.weights, "strided w13");
 }
 
 // FC1 row orders, 128x4 scales and both together, against `expected` (the layer as stored: gate-up, linear).
