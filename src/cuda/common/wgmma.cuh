@@ -46,6 +46,21 @@ __device__ __forceinline__ void wgmma_wait() {
 #endif
 }
 
+// Moves this warpgroup's register budget to kRegs per thread (all its threads call it; a multiple of 8, 24-256):
+// the producer gives registers back, the consumers take them.
+template <int kRegs>
+__device__ __forceinline__ void warpgroup_reg_dealloc() {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+#endif
+}
+template <int kRegs>
+__device__ __forceinline__ void warpgroup_reg_alloc() {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+#endif
+}
+
 // Keeps the accumulator registers in place across the asynchronous wgmmas (no compiler moves in between).
 template <int kRegs>
 __device__ __forceinline__ void wgmma_hold(float (&d)[kRegs]) {
@@ -106,6 +121,14 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, uint32_t
 __device__ __forceinline__ void cp_async_commit() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+// Arrives on `bar` once every cp.async this thread issued so far has landed; the barrier's count includes this
+// arrival (.noinc).
+__device__ __forceinline__ void cp_async_mbarrier_arrive_noinc(uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_address(bar)) : "memory");
 #endif
 }
 

@@ -5,6 +5,7 @@
 #include "cuda/common/cuda_check.hpp"
 #include "cuda/fc1/fc1_wgmma_kernel.cuh"
 #include "cuda/fc1/x_reorder_kernel.cuh"
+#include "cuda/gemm/persistent_grid.hpp"
 #include "fp4moe/error.hpp"
 
 namespace fp4moe::cuda {
@@ -13,9 +14,11 @@ namespace {
 
 template <bool kGated, int kN>
 void launch(const Fc1Params& p, cudaStream_t stream) {
-  const int64_t groups = p.intermediate / (kGated ? kWgmmaRows / 2 : kWgmmaRows);
-  const dim3 grid(unsigned(p.max_tiles), unsigned(groups));
-  constexpr size_t kSmem = kWgmmaSmemBytes<kN>;
+  // Output groups of 64 (gated) or 128 columns, two per block group.
+  const int64_t groups = p.intermediate / (kGated ? kWgmmaConsumerRows / 2 : kWgmmaConsumerRows);
+  const int64_t block_groups = (groups + kWgmmaConsumers - 1) / kWgmmaConsumers;
+  const dim3 grid(persistent_grid(p.max_tiles * block_groups));
+  constexpr size_t kSmem = kWgmmaSmemBytes<Fc1Smem<kN>>;
   static const bool configured = [] {
     FP4MOE_CUDA_CHECK(cudaFuncSetAttribute(fc1_wgmma_kernel<kGated, kN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            int(kSmem)));

@@ -3,6 +3,7 @@
 
 #include "cuda/common/cuda_check.hpp"
 #include "cuda/fc2/fc2_wgmma_kernel.cuh"
+#include "cuda/gemm/persistent_grid.hpp"
 #include "fp4moe/error.hpp"
 
 namespace fp4moe::cuda {
@@ -11,8 +12,8 @@ namespace {
 
 template <int kN>
 void launch(const Fc2Params& p, cudaStream_t stream) {
-  const dim3 grid(unsigned(p.max_tiles), unsigned((p.hidden + kWgmmaRows - 1) / kWgmmaRows));
-  constexpr size_t kSmem = kWgmmaSmemBytes<kN>;
+  const dim3 grid(persistent_grid(p.max_tiles * ((p.hidden + kWgmmaRows - 1) / kWgmmaRows)));
+  constexpr size_t kSmem = kWgmmaSmemBytes<Fc2Smem<kN>>;
   static const bool configured = [] {
     FP4MOE_CUDA_CHECK(
         cudaFuncSetAttribute(fc2_wgmma_kernel<kN>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));

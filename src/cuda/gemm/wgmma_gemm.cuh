@@ -1,17 +1,21 @@
 // The Hopper tensor-core GEMM shared by the large-batch FC1 and FC2 (sm_90a): out[m, n] = Σ_k W[m, k] · X[n, k] for
-// 128 rows of one expert's FP4 weights W (8 fragment tiles, two 64-row wgmma A operands) and a work tile of kN
-// (64 or 128) BF16 token rows X (the wgmma N side).
+// 256 rows of one expert's FP4 weights W (16 fragment tiles) and a work tile of kN (64 or 128) BF16 token rows X
+// (the wgmma N side).
 //
-// Block: one warpgroup (4 warps, 128 threads). Warp w decodes the fragment tiles of rows 16w.. of both 64-row
-// halves in registers (fragment_decode.cuh: a lane's 16 code bytes are its A registers of 4 k16 steps) and the
-// warpgroup issues one wgmma per half and k16 step, with the token rows as the shared-memory B operand.
-// Pipeline: kWgmmaStages slots, each one 64-k chunk: the kN token rows (cp.async from their gathered addresses,
-// stored 128-byte swizzled in the MMA k order, fragment_k_slot) and the 8 weight tiles (codes + scales). Copies run
-// kWgmmaStages - 1 chunks ahead; a slot is refilled only after every warp's wgmmas on it completed (one barrier per
-// chunk). A chunk's 8 wgmmas form one group, retired before the next chunk is decoded; 2 blocks per SM overlap
-// one block's decode and copies with the other's wgmmas.
+// Block: three warpgroups (384 threads), warp-specialized. Warpgroup 0 is the producer: it gathers each 64-k chunk
+// of the kN token rows (cp.async, stored 128-byte swizzled in the MMA k order, fragment_k_slot) and the chunk of
+// the 16 weight tiles (codes + scales) into one of kWgmmaStages slots. Warpgroups 1 and 2 are the consumers: each
+// owns 128 weight rows (8 fragment tiles, two 64-row wgmma A operands), decodes its tiles in registers
+// (fragment_decode.cuh: a lane's 16 code bytes are its A registers of 4 k16 steps) and issues one wgmma per half and
+// k16 step with the slot's token rows as the shared-memory B operand. Both consumers read the same token tile, so
+// each token byte fetched from L2 feeds 256 weight rows (the L2 bytes per flop bound the previous 128-row blocks).
+// Slots hand over through mbarriers: full (the producer's copies landed) and empty (every consumer warp retired its
+// wgmmas on the slot). The consumers are not tied to each other, so one's decode overlaps the other's wgmmas.
+// The kernels are persistent (wgmma_schedule.cuh): the chunk count runs on across a block's work items, so the
+// producer fills the next item's slots while the consumers run the epilogue of the current one.
+// Registers: setmaxnreg gives the consumers kWgmmaConsumerRegs (accumulators + A operands), the producer few.
 // Every output sums its k16 steps in the same order for both tile widths and for any batch, on this path.
-// Roofline: 2 · 128 · kN · 64 flops per chunk against 4.6 KB of weights and kN · 128 bytes of tokens from L2.
+// Roofline per chunk: 2 · 256 · kN · 64 flops against 9.2 KB of weights and kN · 128 bytes of tokens from L2.
 #pragma once
 
 #include <cstdint>
@@ -23,106 +27,166 @@
 
 namespace fp4moe::cuda {
 
-inline constexpr int kWgmmaThreads = 128;
-inline constexpr int kWgmmaStages = 5;
-inline constexpr int kWgmmaHalves = 2;                    // two 64-row A operands per block
-inline constexpr int kWgmmaTiles = 4 * kWgmmaHalves;      // fragment tiles per chunk: tile 4·half + warp
-inline constexpr int kWgmmaRows = 16 * kWgmmaTiles;       // weight rows per block
-inline constexpr int kWgmmaChunkBytes = 2 * format::kFragK;  // one token row of a chunk, BF16
+inline constexpr int kWgmmaThreads = 384;                  // producer warpgroup + 2 consumer warpgroups
+inline constexpr int kWgmmaConsumers = 2;
+inline constexpr int kWgmmaStages = 5;  // 6 measured no faster
+inline constexpr int kWgmmaHalves = 2;                     // two 64-row A operands per consumer
+inline constexpr int kWgmmaConsumerTiles = 4 * kWgmmaHalves;  // fragment tiles per consumer: 4·half + warp
+inline constexpr int kWgmmaTiles = kWgmmaConsumers * kWgmmaConsumerTiles;
+inline constexpr int kWgmmaConsumerRows = 16 * kWgmmaConsumerTiles;  // weight rows per consumer
+inline constexpr int kWgmmaRows = 16 * kWgmmaTiles;                  // weight rows per block
+inline constexpr int kWgmmaChunkBytes = 2 * format::kFragK;          // one token row of a chunk, BF16
+// Registers per thread: the launch gives each thread kWgmmaLaunchRegs (one block per SM), then the producer hands
+// some back and the consumers take them (setmaxnreg moves registers inside the block's own pool).
+inline constexpr int kWgmmaLaunchRegs = 65536 / kWgmmaThreads / 8 * 8;
+inline constexpr int kWgmmaProducerRegs = 72;
+inline constexpr int kWgmmaConsumerRegs = 216;
+static_assert(kWgmmaProducerRegs + kWgmmaConsumers * kWgmmaConsumerRegs <= (1 + kWgmmaConsumers) * kWgmmaLaunchRegs,
+              "the consumers take only what the producer gave back");
+static_assert(kWgmmaChunkBytes * 8 == 1024, "a swizzle atom is 8 token rows of one chunk");
+
+// Named barriers (0 is __syncthreads): the producer's warps, and each consumer alone.
+inline constexpr int kWgmmaBarProducer = 1;
+inline constexpr int kWgmmaBarConsumer0 = 2;
 
 template <int kN>
-struct WgmmaSmem {
-  static_assert(kN == 64 || kN == 128, "work tiles of 64 or 128 rows");
+struct WgmmaPipe {
   uint8_t tokens[kWgmmaStages][kN * kWgmmaChunkBytes];  // first member: 1024-byte aligned (wgmma_smem)
   uint8_t codes[kWgmmaStages][kWgmmaTiles][format::kFragCodeBytes];
   uint8_t scales[kWgmmaStages][kWgmmaTiles][format::kFragScaleBytes];
-  const uint16_t* rows[kN];  // start of each token row (nullptr: zeros)
 };
-static_assert(kWgmmaChunkBytes * 8 == 1024, "a swizzle atom is 8 token rows of one chunk");
 
-// Dynamic shared memory to request for WgmmaSmem<kN>: its size plus the slack to align it to 1024 bytes.
-template <int kN>
-inline constexpr size_t kWgmmaSmemBytes = sizeof(WgmmaSmem<kN>) + 1024;
+template <int kN, class Stage>
+struct WgmmaSmem {
+  static_assert(kN == 64 || kN == 128, "work tiles of 64 or 128 rows");
+  WgmmaPipe<kN> pipe;
+  Stage stage[kWgmmaConsumers];  // each consumer's epilogue scratch (the slots hold the next item meanwhile)
+  uint64_t full[kWgmmaStages];   // the producer's copies of the slot landed (128 arrivals)
+  uint64_t empty[kWgmmaStages];  // every consumer warp retired its wgmmas on the slot
+  const uint16_t* rows[kN];      // start of each token row (nullptr: zeros)
+};
 
-template <int kN>
-__device__ __forceinline__ WgmmaSmem<kN>& wgmma_smem(uint8_t* raw) {
+// Dynamic shared memory to request for WgmmaSmem: its size plus the slack to align it to 1024 bytes.
+template <class Smem>
+inline constexpr size_t kWgmmaSmemBytes = sizeof(Smem) + 1024;
+
+template <class Smem>
+__device__ __forceinline__ Smem& wgmma_smem(uint8_t* raw) {
   const uint32_t misalign = smem_address(raw) % 1024u;
-  return *reinterpret_cast<WgmmaSmem<kN>*>(raw + (misalign ? 1024u - misalign : 0u));
+  return *reinterpret_cast<Smem*>(raw + (misalign ? 1024u - misalign : 0u));
 }
 
-// Where the block's 8 weight tiles come from: tile 4·half + warp is fragment row tile first[half]'s k tiles
-// (first tile index of that row tile, -1 when past the matrix: zeros).
+// Roles: warpgroup 0 produces, warpgroups 1 and 2 are consumers 0 and 1; warp and thread inside the warpgroup.
+__device__ __forceinline__ int wgmma_warpgroup() { return int(threadIdx.x) / 128; }
+__device__ __forceinline__ int wgmma_consumer() { return wgmma_warpgroup() - 1; }
+__device__ __forceinline__ int wgmma_warp() { return (int(threadIdx.x) / 32) % 4; }
+__device__ __forceinline__ int wgmma_thread() { return int(threadIdx.x) % 128; }
+
+// Where the producer thread's 4 weight tiles come from: tile i (consumer i / 2, half i % 2, warp wgmma_warp()) is
+// fragment row tile first[i]'s k tiles (first tile index, -1 when past the matrix: zeros).
 struct WgmmaWeights {
   const uint8_t* codes = nullptr;
   const uint8_t* scales = nullptr;
-  int64_t first[kWgmmaHalves];
+  int64_t first[kWgmmaConsumers * kWgmmaHalves];
 };
 
-// Fragment row tile of half h for this warp when the block's 128 rows are consecutive: tile 8·group + 4h + warp.
+// Fragment row tile of half h of a consumer when its 128 rows are consecutive: tile 8·group + 4h + warp.
 __device__ __forceinline__ int64_t wgmma_row_tile(int64_t group, int h) {
-  return group * kWgmmaTiles + 4 * h + int(threadIdx.x) / 32;
+  return group * kWgmmaConsumerTiles + 4 * h + wgmma_warp();
 }
 
-// The block's weight tiles of expert `expert` in `m`: half h is fragment row tile row_tile(h) of this warp.
+// The weight tiles of expert `expert` in `m` this producer thread copies: row_tile(consumer, h) for its warp, or
+// anything at or past m.row_tiles for none.
 template <class RowTile>
 __device__ __forceinline__ WgmmaWeights wgmma_weights(const FragMatrix& m, int64_t expert, RowTile&& row_tile) {
   WgmmaWeights w;
   w.codes = m.codes;
   w.scales = m.scales;
 #pragma unroll
-  for (int h = 0; h < kWgmmaHalves; ++h) {
-    const int64_t rt = row_tile(h);
-    w.first[h] = rt < m.row_tiles ? m.first_tile(expert, rt) : -1;
+  for (int i = 0; i < kWgmmaConsumers * kWgmmaHalves; ++i) {
+    const int64_t rt = row_tile(i / kWgmmaHalves, i % kWgmmaHalves);
+    w.first[i] = rt < m.row_tiles ? m.first_tile(expert, rt) : -1;
   }
   return w;
 }
 
-template <int kN>
-using WgmmaAcc = float[kWgmmaHalves][kN / 2];
+// Barriers initialized and visible to the block (call from every thread before the roles split).
+template <class Smem>
+__device__ __forceinline__ void wgmma_pipeline_init(Smem& smem) {
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int s = 0; s < kWgmmaStages; ++s) {
+      mbarrier_init(&smem.full[s], 128);
+      mbarrier_init(&smem.empty[s], 4 * kWgmmaConsumers);
+    }
+    fence_barrier_init();
+  }
+  __syncthreads();
+}
 
-// Issues the copies of chunk c into slot `slot`: token pieces (row tid/8 + 16j, 16-byte piece tid % 8), this lane's
-// 16 code bytes of both tiles of its warp, and (lanes 0-7) the scale pieces of those tiles.
-template <int kN>
-__device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN>& smem, const WgmmaWeights& w, int slot, int64_t c) {
-  const int tid = int(threadIdx.x), warp = tid / 32, lane = tid % 32, piece = tid % 8;
+// Producer: issues the copies of chunk c into slot `slot`: token pieces (row t/8 + 16j, 16-byte piece t % 8), this
+// lane's 16 code bytes of the warp's 4 tiles, and (lanes 0-15) the 16 scale pieces of those tiles.
+template <int kN, class Stage>
+__device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, int slot,
+                                                 int64_t c) {
+  const int t = wgmma_thread(), warp = wgmma_warp(), lane = t % 32, piece = t % 8;
 #pragma unroll
   for (int j = 0; j < kN / 16; ++j) {
-    const int r = tid / 8 + 16 * j;
+    const int r = t / 8 + 16 * j;
     const uint16_t* row = smem.rows[r];
-    uint8_t* dst = smem.tokens[slot] + r * kWgmmaChunkBytes + ((piece ^ (r % 8)) << 4);
+    uint8_t* dst = smem.pipe.tokens[slot] + r * kWgmmaChunkBytes + ((piece ^ (r % 8)) << 4);
     const void* src = row ? static_cast<const void*>(row + c * format::kFragK + 8 * piece) : w.codes;
     cp_async_16(dst, src, row ? 16u : 0u);
   }
 #pragma unroll
-  for (int h = 0; h < kWgmmaHalves; ++h) {
-    const int64_t first = w.first[h];
-    cp_async_16(smem.codes[slot][4 * h + warp] + 16 * lane,
+  for (int i = 0; i < kWgmmaConsumers * kWgmmaHalves; ++i) {
+    const int64_t first = w.first[i];
+    cp_async_16(smem.pipe.codes[slot][4 * i + warp] + 16 * lane,
                 w.codes + (first >= 0 ? (first + c) * format::kFragCodeBytes + 16 * lane : 0), first >= 0 ? 16u : 0u);
   }
-  if (lane < 4 * kWgmmaHalves) {
-    static_assert(kWgmmaHalves == 2, "the half of a scale piece is selected without indexing (no local memory)");
-    const int h = lane / 4, q = lane % 4;
-    const int64_t first = h == 0 ? w.first[0] : w.first[1];
-    cp_async_16(smem.scales[slot][4 * h + warp] + 16 * q,
+  if (lane < 16) {
+    const int i = lane / 4, q = lane % 4;
+    int64_t first = w.first[0];  // selected without dynamic indexing (no local memory)
+#pragma unroll
+    for (int k = 1; k < 4; ++k) first = i == k ? w.first[k] : first;
+    cp_async_16(smem.pipe.scales[slot][4 * i + warp] + 16 * q,
                 w.scales + (first >= 0 ? (first + c) * format::kFragScaleBytes + 16 * q : 0), first >= 0 ? 16u : 0u);
+  }
+}
+
+// Producer warpgroup: fills the slots with one item's chunks, refilling a slot once every consumer warp released
+// it (smem.rows filled and visible to the producer before the call). `chunk` counts the block's chunks so far.
+template <int kN, class Stage>
+__device__ __forceinline__ void wgmma_produce(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, int64_t k_tiles,
+                                              int64_t& chunk) {
+  for (int64_t c = 0; c < k_tiles; ++c, ++chunk) {
+    const int slot = int(chunk % kWgmmaStages);
+    if (chunk >= kWgmmaStages) mbarrier_wait_parity(&smem.empty[slot], uint32_t((chunk / kWgmmaStages - 1) & 1));
+    wgmma_load_chunk(smem, w, slot, c);
+    cp_async_mbarrier_arrive_noinc(&smem.full[slot]);
   }
 }
 
 // A operands of one chunk: both halves' fragments for its 4 k16 steps.
 using WgmmaChunkA = uint32_t[4][kWgmmaHalves][4];
 
-// Decodes this warp's two fragment tiles of the chunk in `slot` into A operands (e2m1 · sf · 2^-9, BF16).
 template <int kN>
-__device__ __forceinline__ void wgmma_decode_chunk(const WgmmaSmem<kN>& smem, int slot, WgmmaChunkA& a) {
-  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+using WgmmaAcc = float[kWgmmaHalves][kN / 2];
+
+// Consumer: decodes this warp's two fragment tiles of the chunk in `slot` into A operands (e2m1 · sf · 2^-9, BF16).
+template <int kN, class Stage>
+__device__ __forceinline__ void wgmma_decode_chunk(const WgmmaSmem<kN, Stage>& smem, int slot, WgmmaChunkA& a) {
+  const int tile0 = kWgmmaConsumerTiles * wgmma_consumer() + wgmma_warp(), lane = int(threadIdx.x) % 32;
 #pragma unroll
   for (int h = 0; h < kWgmmaHalves; ++h) {
-    const uint4 codes = *reinterpret_cast<const uint4*>(smem.codes[slot][4 * h + warp] + 16 * lane);
-    const FragScale scale = frag_scale(*reinterpret_cast<const uint16_t*>(smem.scales[slot][4 * h + warp] + 2 * lane));
-    frag_a_operand(codes.x, scale, a[0][h]);
-    frag_a_operand(codes.y, scale, a[1][h]);
-    frag_a_operand(codes.z, scale, a[2][h]);
-    frag_a_operand(codes.w, scale, a[3][h]);
+    const uint8_t* codes = smem.pipe.codes[slot][tile0 + 4 * h];
+    const uint8_t* scales = smem.pipe.scales[slot][tile0 + 4 * h];
+    const uint4 word = *reinterpret_cast<const uint4*>(codes + 16 * lane);
+    const FragScale scale = frag_scale(*reinterpret_cast<const uint16_t*>(scales + 2 * lane));
+    frag_a_operand(word.x, scale, a[0][h]);
+    frag_a_operand(word.y, scale, a[1][h]);
+    frag_a_operand(word.z, scale, a[2][h]);
+    frag_a_operand(word.w, scale, a[3][h]);
   }
 }
 
@@ -138,10 +202,10 @@ __device__ __forceinline__ void wgmma_hold_a(const WgmmaChunkA& a) {
 }
 
 // Issues the chunk's 8 wgmmas (4 k16 steps × 2 halves) as one group.
-template <int kN>
-__device__ __forceinline__ void wgmma_issue_chunk(const WgmmaSmem<kN>& smem, int slot, const WgmmaChunkA& a,
+template <int kN, class Stage>
+__device__ __forceinline__ void wgmma_issue_chunk(const WgmmaSmem<kN, Stage>& smem, int slot, const WgmmaChunkA& a,
                                                   WgmmaAcc<kN>& acc) {
-  const uint64_t desc = wgmma_desc_k_sw128(smem.tokens[slot]);
+  const uint64_t desc = wgmma_desc_k_sw128(smem.pipe.tokens[slot]);
   wgmma_fence();
 #pragma unroll
   for (int step = 0; step < 4; ++step) {
@@ -157,38 +221,42 @@ __device__ __forceinline__ void wgmma_issue_chunk(const WgmmaSmem<kN>& smem, int
   wgmma_commit();
 }
 
-// acc = the block's sum over all k_tiles chunks (smem.rows filled and visible before the call).
-template <int kN>
-__device__ __forceinline__ void wgmma_block_gemm(WgmmaSmem<kN>& smem, const WgmmaWeights& w, int64_t k_tiles,
-                                                 WgmmaAcc<kN>& acc) {
-  constexpr int kAhead = kWgmmaStages - 1;
+// Consumer: waits until the producer filled the slot of `chunk`, then decodes this warp's tiles of it into `a`.
+template <int kN, class Stage>
+__device__ __forceinline__ void wgmma_take_chunk(WgmmaSmem<kN, Stage>& smem, int64_t chunk, WgmmaChunkA& a) {
+  const int slot = int(chunk % kWgmmaStages);
+  mbarrier_wait_parity(&smem.full[slot], uint32_t((chunk / kWgmmaStages) & 1));
+  fence_proxy_async_shared();  // the copies were generic-proxy writes; wgmma reads through the async proxy
+  wgmma_decode_chunk(smem, slot, a);
+}
+
+// Consumer: hands the slot of `chunk` back to the producer (this warp's wgmmas on it retired).
+template <int kN, class Stage>
+__device__ __forceinline__ void wgmma_release_chunk(WgmmaSmem<kN, Stage>& smem, int64_t chunk) {
+  if (threadIdx.x % 32 == 0) mbarrier_arrive(&smem.empty[chunk % kWgmmaStages]);
+}
+
+// Consumer warpgroup: acc = its 128 rows' sum over one item's k_tiles chunks. `chunk` counts the block's chunks.
+template <int kN, class Stage>
+__device__ __forceinline__ void wgmma_consume(WgmmaSmem<kN, Stage>& smem, int64_t k_tiles, WgmmaAcc<kN>& acc,
+                                              int64_t& chunk) {
 #pragma unroll
   for (int h = 0; h < kWgmmaHalves; ++h) {
 #pragma unroll
     for (int i = 0; i < kN / 2; ++i) acc[h][i] = 0.0f;
   }
-#pragma unroll
-  for (int s = 0; s < kAhead; ++s) {
-    if (s < k_tiles) wgmma_load_chunk(smem, w, s, s);
-    cp_async_commit();
-  }
-  for (int64_t c = 0; c < k_tiles; ++c) {
-    cp_async_wait<kAhead - 1>();
-    fence_proxy_async_shared();  // the copies were generic-proxy writes; wgmma reads through the async proxy
-    __syncthreads();             // chunk c visible to all; every warp retired chunk c - 1, whose slot is refilled
-    if (c + kAhead < k_tiles) wgmma_load_chunk(smem, w, int((c + kAhead) % kWgmmaStages), c + kAhead);
-    cp_async_commit();
+  for (int64_t c = 0; c < k_tiles; ++c, ++chunk) {
     // The hardware reads A registers and writes the accumulators after issue, so the chunk retires (wait) before
-    // the loop moves on: no register the wgmmas use is in flight across the loop edge, where the compiler may move
-    // values between registers. The other block on the SM keeps the tensor cores busy meanwhile.
-    const int slot = int(c % kWgmmaStages);
+    // the loop moves on; the other consumer keeps the tensor cores busy meanwhile. Measured alternatives, both
+    // slower: two A buffers with wait_group 1 (7 % at qwen3-30b T=1024), and a fence and issue per k16 step.
     WgmmaChunkA a;
-    wgmma_decode_chunk(smem, slot, a);
-    wgmma_issue_chunk(smem, slot, a, acc);
+    wgmma_take_chunk(smem, chunk, a);
+    wgmma_issue_chunk(smem, int(chunk % kWgmmaStages), a, acc);
     wgmma_wait<0>();
     wgmma_hold_a(a);
 #pragma unroll
     for (int h = 0; h < kWgmmaHalves; ++h) wgmma_hold(acc[h]);
+    wgmma_release_chunk(smem, chunk);
   }
 }
 

@@ -9,11 +9,13 @@ namespace fp4moe::cuda {
 namespace {
 
 constexpr int64_t kSmallTileMaxRowsPerExpert = 6;
-// wgmma path (sm_90a), H100 qwen3-30b-a3b W4A16 (bench/NOTES.md): 64-row tiles beat 16-row streaming from 32 rows
-// per expert on (T=512: 273 vs 459 µs); 128-row tiles only pull ahead at ~1000 rows per expert (T=16384: 4528 vs
-// 4661 µs; T=4096: 1278 vs 1250).
-constexpr int64_t kWgmmaMinRowsPerExpert = 24;
-constexpr int64_t kWgmmaWideMinRowsPerExpert = 768;
+// wgmma path (sm_90a), H100 W4A16 (bench/NOTES.md, persistent two-consumer kernels). 64-row tiles match or beat
+// 16-row streaming from 16 rows per expert on (qwen3-30b T=256: 256 vs 275 µs; deepseek-v3 T=512: 3663 vs 3985;
+// gpt-oss T=512: 1161 vs 1169). 128-row tiles win from ~128 rows per expert (deepseek-v3 T=4096: 8169 vs 9225 µs;
+// mixtral T=512, 128 rows: 1145 vs 1230), tie at 64 (qwen3-30b T=1024: 417 vs 417; qwen3-235b: 1282 vs 1318)
+// and lose at 32 (gpt-oss T=1024: 1691 vs 1197).
+constexpr int64_t kWgmmaMinRowsPerExpert = 16;
+constexpr int64_t kWgmmaWideMinRowsPerExpert = 96;
 
 }  // namespace
 

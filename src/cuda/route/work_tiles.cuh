@@ -16,6 +16,11 @@ __device__ __forceinline__ int32_t local_expert_of(const ExpertIds& ids, int64_t
   return int32_t(is_local ? local : ids.local_experts);
 }
 
+// Work tiles of the routing (pair tiles: one per pair, some of which may have no work).
+__device__ __forceinline__ int64_t work_tile_count(const WorkTiles& w) {
+  return w.pair_tiles ? w.ids.pairs : *w.num_tiles;
+}
+
 // Work tile `index` of the grid; false when the block has no work (past the routing's tiles, or a pair whose
 // expert is not local).
 __device__ __forceinline__ bool work_tile(const WorkTiles& w, int64_t index, RouteTile& tile) {

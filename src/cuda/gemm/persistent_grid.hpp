@@ -1,0 +1,20 @@
+// Host side of the persistent wgmma kernels (wgmma_schedule.cuh): one block per SM, never more blocks than items.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cuda/common/cuda_check.hpp"
+
+namespace fp4moe::cuda {
+
+inline unsigned persistent_grid(int64_t items) {
+  int device = 0, sms = 0;
+  FP4MOE_CUDA_CHECK(cudaGetDevice(&device));
+  FP4MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return unsigned(std::max<int64_t>(1, std::min<int64_t>(items, sms)));
+}
+
+}  // namespace fp4moe::cuda
