@@ -1,14 +1,14 @@
 // FC1 of the fused MoE for large batches (sm_90a, wgmma): for one work tile (up to kN = 64 or 128 sorted rows of
 // one expert) and two output groups (gated: 64 outputs each, gate rows 64g.. and up rows I + 64g..; non-gated: 128
-// outputs each, rows 128g..128g+127), streams those w13 rows (fragment tiles) against the tile's x rows, scales by alpha, applies the activation and writes h per
-// sorted row as BF16 in the MMA k order of each 64-column chunk (format::fragment_k_slot), which is how FC2's
-// wgmma path reads it. W4A4: h is quantized per 16-column block with gs2 (spec §5.4), as in fc1_kernel.cuh.
+// outputs each, rows 128g..128g+127), streams those w13 rows (fragment tiles) against the tile's x rows, scales by
+// alpha, applies the activation and writes h per sorted row as BF16 in the MMA k order of each 64-column chunk
+// (format::fragment_k_slot), which is how FC2's wgmma path reads it. W4A4: h is quantized per 16-column block with
+// gs2 (spec §5.4), as in fc1_kernel.cuh.
 // Inputs: x rows in the MMA k order (x_reorder_kernel.cuh; H a multiple of 64). Tile: 256 weight rows × kN tokens,
 // a producer and two consumer warpgroups (wgmma_gemm.cuh). Persistent grid (wgmma_schedule.cuh) over work tiles ×
 // ceil(I/128) gated or ceil(I/256) block groups.
 // Roofline: 2·rows·2I·H flops at the BF16 tensor-core peak; w13 bytes once per work tile (tiles of one expert run
-// side by side, so repeats mostly hit L2); x rows re-read from L2 once per pair of output
-// groups.
+// side by side, so repeats mostly hit L2); x rows re-read from L2 once per block group.
 #pragma once
 
 #include "cuda/common/launch.cuh"
@@ -65,8 +65,8 @@ __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const Rout
   }
   named_barrier_sync(kWgmmaBarProducer, 128);
   const int64_t first_group = kWgmmaConsumers * block_group;
-  const WgmmaWeights w = wgmma_weights(
-      p.w13, tile.expert, [&](int consumer, int h) { return fc1_wgmma_row_tile<kGated>(p, first_group + consumer, h); });
+  const auto row_tile = [&](int consumer, int h) { return fc1_wgmma_row_tile<kGated>(p, first_group + consumer, h); };
+  const WgmmaWeights w = wgmma_weights(p.w13, tile.expert, row_tile);
   wgmma_produce(smem, w, p.w13.k_tiles, chunk);
 }
 

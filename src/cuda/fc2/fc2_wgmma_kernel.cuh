@@ -1,7 +1,7 @@
 // FC2 of the fused MoE for large batches (sm_90a, wgmma): for one work tile (up to kN = 64 or 128 sorted rows of
-// one expert) and 256 outputs (w2 rows 256j..256j+255, 128 per consumer warpgroup), streams those w2 rows (fragment tiles) against the tile's
-// h rows (BF16 in the MMA k order, as fc1_wgmma_kernel.cuh writes them; I a multiple of 64) and writes
-// y = alpha · (h · w2ᵀ) in fp32 per sorted row for the combine.
+// one expert) and 256 outputs (w2 rows 256j..256j+255, 128 per consumer warpgroup), streams those w2 rows
+// (fragment tiles) against the tile's h rows (BF16 in the MMA k order, as fc1_wgmma_kernel.cuh writes them; I a
+// multiple of 64) and writes y = alpha · (h · w2ᵀ) in fp32 per sorted row for the combine.
 // Tile: 256 weight rows × kN tokens, a producer and two consumer warpgroups (wgmma_gemm.cuh). Persistent grid
 // (wgmma_schedule.cuh) over work tiles × ceil(H/256) block groups.
 // Roofline: 2·rows·H·I flops at the BF16 tensor-core peak; w2 bytes once per work tile; writes 4·H bytes per
