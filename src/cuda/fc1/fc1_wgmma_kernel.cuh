@@ -141,23 +141,14 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1) fc1_wgmma_kernel(Fc1Params p
   Fc1Smem<kN>& smem = wgmma_smem<Fc1Smem<kN>>(fc1_smem_raw);
   griddep_wait();
   griddep_launch_dependents();
-  wgmma_pipeline_init(smem);
-  const int64_t block_groups = fc1_wgmma_block_groups<kGated>(p);
-  int64_t chunk = 0;
-  if (wgmma_warpgroup() == 0) {
-    warpgroup_reg_dealloc<kWgmmaProducerRegs>();
-    wgmma_for_each_item(p.work, block_groups, [&](const RouteTile& tile, int64_t block_group) {
-      fc1_wgmma_produce<kGated, kN>(p, tile, block_group, smem, chunk);
-    });
-    cp_async_wait<0>();  // nothing of this thread in flight when it exits
-    return;
-  }
-  warpgroup_reg_alloc<kWgmmaConsumerRegs>();
-  wgmma_for_each_item(p.work, block_groups, [&](const RouteTile& tile, int64_t block_group) {
-    WgmmaAcc<kN> acc;
-    wgmma_consume(smem, p.w13.k_tiles, acc, chunk);
-    fc1_wgmma_epilogue<kGated, kN>(p, tile, kWgmmaConsumers * block_group + wgmma_consumer(), acc, smem);
-  });
+  wgmma_persistent_block(
+      smem, p.work, fc1_wgmma_block_groups<kGated>(p), p.w13.k_tiles,
+      [&](const RouteTile& tile, int64_t block_group, int64_t& chunk) {
+        fc1_wgmma_produce<kGated, kN>(p, tile, block_group, smem, chunk);
+      },
+      [&](const RouteTile& tile, int64_t group, const WgmmaAcc<kN>& acc) {
+        fc1_wgmma_epilogue<kGated, kN>(p, tile, group, acc, smem);
+      });
 #else
   griddep_wait();  // never launched off sm_90a (wgmma_path_available)
 #endif

@@ -68,23 +68,14 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1) fc2_wgmma_kernel(Fc2Params p
   Fc2Smem<kN>& smem = wgmma_smem<Fc2Smem<kN>>(fc2_smem_raw);
   griddep_wait();
   griddep_launch_dependents();
-  wgmma_pipeline_init(smem);
-  const int64_t block_groups = (p.hidden + kWgmmaRows - 1) / kWgmmaRows;
-  int64_t chunk = 0;
-  if (wgmma_warpgroup() == 0) {
-    warpgroup_reg_dealloc<kWgmmaProducerRegs>();
-    wgmma_for_each_item(p.work, block_groups, [&](const RouteTile& tile, int64_t block_group) {
-      fc2_wgmma_produce<kN>(p, tile, block_group, smem, chunk);
-    });
-    cp_async_wait<0>();  // nothing of this thread in flight when it exits
-    return;
-  }
-  warpgroup_reg_alloc<kWgmmaConsumerRegs>();
-  wgmma_for_each_item(p.work, block_groups, [&](const RouteTile& tile, int64_t block_group) {
-    WgmmaAcc<kN> acc;
-    wgmma_consume(smem, p.w2.k_tiles, acc, chunk);
-    fc2_wgmma_epilogue<kN>(p, tile, kWgmmaConsumers * block_group + wgmma_consumer(), acc);
-  });
+  wgmma_persistent_block(
+      smem, p.work, (p.hidden + kWgmmaRows - 1) / kWgmmaRows, p.w2.k_tiles,
+      [&](const RouteTile& tile, int64_t block_group, int64_t& chunk) {
+        fc2_wgmma_produce<kN>(p, tile, block_group, smem, chunk);
+      },
+      [&](const RouteTile& tile, int64_t group, const WgmmaAcc<kN>& acc) {
+        fc2_wgmma_epilogue<kN>(p, tile, group, acc);
+      });
 #else
   griddep_wait();  // never launched off sm_90a (wgmma_path_available)
 #endif

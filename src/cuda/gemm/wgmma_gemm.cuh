@@ -8,9 +8,10 @@
 // owns 128 weight rows (8 fragment tiles, two 64-row wgmma A operands), decodes its tiles in registers
 // (fragment_decode.cuh: a lane's 16 code bytes are its A registers of 4 k16 steps) and issues one wgmma per half and
 // k16 step with the slot's token rows as the shared-memory B operand. Both consumers read the same token tile, so
-// each token byte fetched from L2 feeds 256 weight rows (the L2 bytes per flop bound the previous 128-row blocks).
+// each token byte fetched from L2 feeds 256 weight rows.
 // Slots hand over through mbarriers: full (the producer's copies landed) and empty (every consumer warp retired its
-// wgmmas on the slot). The consumers are not tied to each other, so one's decode overlaps the other's wgmmas.
+// wgmmas on the slot). The consumers are not tied to each other, so one's decode can run during the other's
+// wgmmas (measured: only in part, bench/NOTES.md).
 // The kernels are persistent (wgmma_schedule.cuh): the chunk count runs on across a block's work items, so the
 // producer fills the next item's slots while the consumers run the epilogue of the current one.
 // Registers: setmaxnreg gives the consumers kWgmmaConsumerRegs (accumulators + A operands), the producer few.

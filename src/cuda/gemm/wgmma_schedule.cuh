@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "cuda/gemm/wgmma_gemm.cuh"
 #include "cuda/route/work_tiles.cuh"
 
 namespace fp4moe::cuda {
@@ -19,6 +20,31 @@ __device__ __forceinline__ void wgmma_for_each_item(const WorkTiles& work, int64
     RouteTile tile;
     if (work_tile(work, item / block_groups, tile)) body(tile, item % block_groups);
   }
+}
+
+// The whole block's work (call from every thread): the barriers, then per item the producer warpgroup runs
+// produce(tile, block_group, chunk) and each consumer warpgroup the main loop over k_tiles chunks followed by
+// epilogue(tile, group, acc) for its output group 2·block_group + consumer, each role with its register budget.
+// `chunk` counts the role's chunks over all items, so slots and phases run on.
+template <int kN, class Stage, class Produce, class Epilogue>
+__device__ __forceinline__ void wgmma_persistent_block(WgmmaSmem<kN, Stage>& smem, const WorkTiles& work,
+                                                       int64_t block_groups, int64_t k_tiles, Produce&& produce,
+                                                       Epilogue&& epilogue) {
+  wgmma_pipeline_init(smem);
+  int64_t chunk = 0;
+  if (wgmma_warpgroup() == 0) {
+    warpgroup_reg_dealloc<kWgmmaProducerRegs>();
+    wgmma_for_each_item(work, block_groups,
+                        [&](const RouteTile& tile, int64_t block_group) { produce(tile, block_group, chunk); });
+    cp_async_wait<0>();  // nothing of this thread in flight when it exits
+    return;
+  }
+  warpgroup_reg_alloc<kWgmmaConsumerRegs>();
+  wgmma_for_each_item(work, block_groups, [&](const RouteTile& tile, int64_t block_group) {
+    WgmmaAcc<kN> acc;
+    wgmma_consume(smem, k_tiles, acc, chunk);
+    epilogue(tile, kWgmmaConsumers * block_group + wgmma_consumer(), acc);
+  });
 }
 
 }  // namespace fp4moe::cuda
