@@ -85,7 +85,7 @@ struct RunOptions {
   //  - 64 or 128: the tensor-core (wgmma) kernels for large batches; only on compute capability 9.0 (sm_90a code),
   //    with H a multiple of 64 and I a multiple of 64 (128 when not gated), else run() throws naming
   //    options.tile_rows. Both sizes give bitwise-identical results, which differ from the streaming kernels'
-  //    only in fp32 summation order (spec §6). The automatic choice takes this path from ~16 rows per expert, so
+  //    only in fp32 summation order (spec §6). The automatic choice takes this path above ~16 rows per expert, so
   //    a token's result can differ in rounding between a small and a large batch.
   // Ignored by the CPU backend.
   int tile_rows = 0;

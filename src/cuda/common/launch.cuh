@@ -9,6 +9,9 @@
 
 #include <cuda_runtime.h>
 
+#include <mutex>
+#include <utility>
+
 #include "cuda/common/cuda_check.hpp"
 
 namespace fp4moe::cuda {
@@ -31,16 +34,29 @@ __device__ __forceinline__ void griddep_launch_dependents() {
 // Whether the current device supports PDL (compute capability 9.0+), queried once per device.
 bool pdl_supported();
 
-// Asks for the largest shared-memory carveout for `kernel` (once per kernel), so that occupancy is bounded by its
-// registers and shared memory rather than by a smaller default L1/shared split.
-template <class... Params>
-void prefer_shared_memory(void (*kernel)(Params...)) {
-  static const bool done = [&] {
-    FP4MOE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+// Runs fn once per current device for the call site that owns `flags` (kernel attributes are per device).
+inline constexpr int kOnceMaxDevices = 64;
+template <class Fn>
+void once_per_device(std::once_flag (&flags)[kOnceMaxDevices], Fn&& fn) {
+  int device = 0;
+  FP4MOE_CUDA_CHECK(cudaGetDevice(&device));
+  if (device < kOnceMaxDevices) {
+    std::call_once(flags[device], std::forward<Fn>(fn));
+  } else {
+    fn();
+  }
+}
+
+// Asks for the largest shared-memory carveout for kKernel (once per kernel and device: the template argument is the
+// kernel itself, since the kernels of one family share a signature), so that occupancy is bounded by its registers
+// and shared memory rather than by a smaller default L1/shared split.
+template <auto kKernel>
+void prefer_shared_memory() {
+  static std::once_flag flags[kOnceMaxDevices];
+  once_per_device(flags, [] {
+    FP4MOE_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                            int(cudaSharedmemCarveoutMaxShared)));
-    return true;
-  }();
-  (void)done;
+  });
 }
 
 template <class... Params, class... Args>

@@ -3,6 +3,7 @@
 
 #include "cuda/common/cuda_check.hpp"
 #include "cuda/fc2/fc2_kernel.cuh"
+#include "cuda/gemm/stream_spread.hpp"
 #include "fp4moe/error.hpp"
 
 namespace fp4moe::cuda {
@@ -12,8 +13,9 @@ namespace {
 template <int kNT>
 void launch(const Fc2Params& p, cudaStream_t stream) {
   const dim3 grid(unsigned(p.max_tiles), unsigned((p.hidden + 31) / 32));
-  prefer_shared_memory(fc2_kernel<kNT>);
-  launch_pdl(fc2_kernel<kNT>, grid, StreamShape::kThreads, 0, stream, p);
+  prefer_shared_memory<fc2_kernel<kNT>>();
+  const size_t spread = spread_smem_bytes<fc2_kernel<kNT>>(int64_t(grid.x) * grid.y);
+  launch_pdl(fc2_kernel<kNT>, grid, StreamShape::kThreads, spread, stream, p);
 }
 
 }  // namespace

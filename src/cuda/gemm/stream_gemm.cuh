@@ -26,7 +26,8 @@ struct StreamShape {
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kRowTiles = kStreamRowTiles;
 };
-static_assert(WeightStager::kDepth % 2 == 0, "token buffers alternate between two slots");
+static_assert(WeightStager::kDepth * WeightStager::kStageChunks % 2 == 0,
+              "token buffers alternate between two slots");
 
 // Blocks per SM the register budget must allow (8-row tiles need the most warps in flight per byte). Staging in
 // shared memory frees the registers that hold weights in flight, so on sm_90/sm_100 8 (8-row tiles) and 5 (16-row)
@@ -102,7 +103,7 @@ __device__ __forceinline__ StreamRange stream_warp_range(int64_t k_tiles) {
 template <int kNT>
 __device__ __forceinline__ void stream_mainloop(WeightStager& stager, const StreamTokens<kNT>& x, int64_t k,
                                                 StreamRange r, StreamAcc<kNT>& acc) {
-  constexpr int kDepth = WeightStager::kDepth;
+  constexpr int kDepth = WeightStager::kDepth, kSub = WeightStager::kStageChunks;
 #pragma unroll
   for (int i = 0; i < StreamShape::kRowTiles; ++i) {
 #pragma unroll
@@ -113,17 +114,20 @@ __device__ __forceinline__ void stream_mainloop(WeightStager& stager, const Stre
   }
   TokenChunk<kNT> xbuf[2];
   if (r.begin < r.end) load_token_chunk(x, r.begin, k, xbuf[0]);
-  for (int64_t c = r.begin; c < r.end; c += kDepth) {
+  for (int64_t c = r.begin; c < r.end; c += kDepth * kSub) {
 #pragma unroll
     for (int d = 0; d < kDepth; ++d) {
-      const int64_t cc = c + d;
-      if (cc < r.end) {
-        if (cc + 1 < r.end) load_token_chunk(x, cc + 1, k, xbuf[(d + 1) % 2]);
-        WeightChunk w;
-        stager.take(d, w);
-        mma_chunk<kNT>(w, xbuf[d % 2], acc);
-        stager.release(d, cc);
+#pragma unroll
+      for (int u = 0; u < kSub; ++u) {
+        const int64_t cc = c + d * kSub + u;
+        if (cc < r.end) {
+          if (cc + 1 < r.end) load_token_chunk(x, cc + 1, k, xbuf[(d * kSub + u + 1) % 2]);
+          WeightChunk w;
+          stager.take(d, u, w);
+          mma_chunk<kNT>(w, xbuf[(d * kSub + u) % 2], acc);
+        }
       }
+      stager.release(d, c + d * kSub);
     }
     stager.next_round();
   }

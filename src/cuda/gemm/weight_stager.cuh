@@ -1,15 +1,15 @@
 // How a warp of the weight-streaming GEMM (stream_gemm.cuh) gets its FP4 weight chunks: one chunk = the 64-wide k
 // tile of two 16-row weight tiles, 2 × (512 code bytes + 64 scale bytes), of which each lane takes its 16 code
 // bytes and 2 scale bytes per row tile (the A fragments of 4 MMAs).
-//  - BulkStager (sm_90+): kDepth chunks per warp in flight as bulk asynchronous copies (the copy engine) into
-//    shared memory, each stage completing on its own barrier. No registers hold data in flight, so more warps fit
-//    on an SM and more bytes are in flight per SM (H100: 0.87-0.93 of the copy bandwidth at 8-64 tokens on
-//    deepseek-v3, against 0.78-0.81 with registers).
+//  - BulkStager (sm_90+): bulk asynchronous copies (the copy engine) into shared memory, kStageChunks chunks per
+//    stage, each stage completing on its own barrier. No registers hold data in flight, so more warps fit on an SM
+//    and more bytes are in flight per SM.
 //  - RegisterStager (sm_80-sm_89): kDepth chunks per warp in flight as 16-byte loads into registers.
-// Both: start() issues the first kDepth chunks (before the kernel waits for its predecessor: weights do not depend
-// on it), take(slot) returns the chunk in slot (c - begin) % kDepth, and release(slot, c), called once chunk c's
-// values were used, refills the slot with chunk c + kDepth. Callers pass slots that unrolling makes constants
-// (the register stager indexes a register array with them).
+// Both hold kDepth stages of kStageChunks chunks. start() issues the first stages (before the kernel waits for its
+// predecessor: weights do not depend on it); take(slot, sub, out) returns chunk `sub` of the stage in `slot`
+// (stage s of the warp's range sits in slot s % kDepth); release(slot, c), called once the chunks of the stage
+// that starts at chunk c were used, refills the slot with the stage kDepth stages later. Callers pass slots that
+// unrolling makes constants (the register stager indexes a register array with them).
 #pragma once
 
 #include <cstdint>
@@ -58,6 +58,7 @@ struct StreamRange {
 
 struct RegisterStager {
   static constexpr int kDepth = 4;
+  static constexpr int kStageChunks = 1;
   struct Smem {};
 
   const uint8_t* codes[kStreamRowTiles];  // this lane's bytes of chunk 0
@@ -87,7 +88,7 @@ struct RegisterStager {
     }
   }
 
-  __device__ __forceinline__ void take(int slot, WeightChunk& out) const {
+  __device__ __forceinline__ void take(int slot, int, WeightChunk& out) const {
     out = buf[slot];
   }
   __device__ __forceinline__ void release(int slot, int64_t c) {
@@ -99,16 +100,19 @@ struct RegisterStager {
 // ---- sm_90+: bulk copies into shared memory ---------------------------------------------------------------------
 
 struct BulkStager {
-  // Two chunks per warp; more bytes in flight come from more resident warps (kStreamMinBlocks), which also hide the
-  // decode's latency. H100, bench/NOTES.md: depth 2 with 8 (8-row tiles) / 5 (16-row) blocks per SM was the best
-  // of depths 2, 4 and 6 and the register stager, or within 0.015 of the floor ratio, at every measured point but
-  // mixtral T=64 (0.50 against 0.53 for depth 4).
-  static constexpr int kDepth = 2;
+  // One stage of 4 consecutive chunks per warp: the fragment tiles of a row tile are contiguous along k, so one copy
+  // per row tile and kind moves all 4, and lane 0's issue work (~20 instructions per copy: its operands go to
+  // uniform registers one by one) drops to a quarter per weight byte. The warp refills its stage only after using
+  // all 4 chunks; the other resident warps (kStreamMinBlocks) keep the bytes in flight and hide the decode's
+  // latency. H100 (bench/NOTES.md): against 1 chunk per copy with 2 stages, floor ratio qwen3-30b T=64 0.70 → 0.77,
+  // qwen3-235b T=64 0.83 → 0.90, deepseek-v3 T=8 0.86 → 0.93; 2 or 3 chunks per stage with 2 stages fell between.
+  static constexpr int kDepth = 1;
+  static constexpr int kStageChunks = 4;
   struct alignas(128) Stage {
-    uint8_t codes[kStreamRowTiles][format::kFragCodeBytes];
-    uint8_t scales[kStreamRowTiles][format::kFragScaleBytes];
+    uint8_t codes[kStreamRowTiles][kStageChunks * format::kFragCodeBytes];
+    uint8_t scales[kStreamRowTiles][kStageChunks * format::kFragScaleBytes];
   };
-  static constexpr uint32_t kStageBytes = kStreamRowTiles * (format::kFragCodeBytes + format::kFragScaleBytes);
+  static constexpr uint32_t kChunkBytes = kStreamRowTiles * (format::kFragCodeBytes + format::kFragScaleBytes);
   struct Smem {
     Stage stage[kStreamWarps][kDepth];
     uint64_t full[kStreamWarps][kDepth];
@@ -119,17 +123,18 @@ struct BulkStager {
   Stage* stage;
   uint64_t* full;
   uint64_t policy;
-  uint32_t phase;  // parity of the current round of kDepth chunks
+  uint32_t phase;  // parity of the current round of kDepth stages
 
-  // Lane 0: stage `slot` ← chunk c.
+  // Lane 0: stage `slot` ← the chunks c.. (kStageChunks of them, fewer at the end of the range).
   __device__ __forceinline__ void issue(int slot, int64_t c) const {
-    mbarrier_arrive_expect_tx(full + slot, kStageBytes);
+    const uint32_t n = uint32_t(min(int64_t(kStageChunks), range.end - c));
+    mbarrier_arrive_expect_tx(full + slot, n * kChunkBytes);
 #pragma unroll
     for (int i = 0; i < kStreamRowTiles; ++i) {
-      bulk_copy_to_shared(stage[slot].codes[i], w.codes[i] + c * format::kFragCodeBytes, format::kFragCodeBytes,
+      bulk_copy_to_shared(stage[slot].codes[i], w.codes[i] + c * format::kFragCodeBytes, n * format::kFragCodeBytes,
                           full + slot, policy);
-      bulk_copy_to_shared(stage[slot].scales[i], w.scales[i] + c * format::kFragScaleBytes, format::kFragScaleBytes,
-                          full + slot, policy);
+      bulk_copy_to_shared(stage[slot].scales[i], w.scales[i] + c * format::kFragScaleBytes,
+                          n * format::kFragScaleBytes, full + slot, policy);
     }
   }
 
@@ -148,28 +153,32 @@ struct BulkStager {
       fence_barrier_init();
 #pragma unroll
       for (int d = 0; d < kDepth; ++d) {
-        if (r.begin + d < r.end) issue(d, r.begin + d);
+        if (r.begin + d * kStageChunks < r.end) issue(d, r.begin + d * kStageChunks);
       }
     }
     __syncwarp();  // the barriers are initialized before any lane waits on them
   }
 
-  __device__ __forceinline__ void take(int slot, WeightChunk& out) const {
+  // Chunk `sub` of stage `slot` (the stage's first take waits for its copies).
+  __device__ __forceinline__ void take(int slot, int sub, WeightChunk& out) const {
     const int lane = int(threadIdx.x) % 32;
-    mbarrier_wait_parity(full + slot, phase);
+    if (sub == 0) mbarrier_wait_parity(full + slot, phase);
 #pragma unroll
     for (int i = 0; i < kStreamRowTiles; ++i) {
-      out.codes[i] = *reinterpret_cast<const uint4*>(stage[slot].codes[i] + lane * 16);
-      out.scales[i] = *reinterpret_cast<const unsigned short*>(stage[slot].scales[i] + lane * 2);
+      out.codes[i] = *reinterpret_cast<const uint4*>(stage[slot].codes[i] + sub * format::kFragCodeBytes + lane * 16);
+      out.scales[i] =
+          *reinterpret_cast<const unsigned short*>(stage[slot].scales[i] + sub * format::kFragScaleBytes + lane * 2);
     }
   }
-  // After the MMAs used the chunk, every lane's reads of the slot are complete. The proxy fence orders them before
-  // later async-proxy writes, the warp barrier orders all lanes before lane 0 issues the copy that overwrites it.
+  // Called once the chunks of the stage that starts at chunk c were used: every lane's reads of the slot are
+  // complete. The proxy fence orders them before later async-proxy writes, the warp barrier orders all lanes before
+  // lane 0 issues the copy that overwrites it.
   __device__ __forceinline__ void release(int slot, int64_t c) const {
-    if (c + kDepth >= range.end) return;
+    const int64_t next = c + kDepth * kStageChunks;
+    if (next >= range.end) return;
     fence_proxy_async_shared();
     __syncwarp();
-    if (threadIdx.x % 32 == 0) issue(slot, c + kDepth);
+    if (threadIdx.x % 32 == 0) issue(slot, next);
   }
   __device__ __forceinline__ void next_round() { phase ^= 1; }
 };

@@ -9,12 +9,14 @@ namespace fp4moe::cuda {
 namespace {
 
 constexpr int64_t kSmallTileMaxRowsPerExpert = 6;
-// wgmma path (sm_90a), H100 W4A16 (bench/NOTES.md, persistent two-consumer kernels). 64-row tiles match or beat
-// 16-row streaming from 16 rows per expert on (qwen3-30b T=256: 256 vs 275 µs; deepseek-v3 T=512: 3663 vs 3985;
-// gpt-oss T=512: 1161 vs 1169). 128-row tiles win from ~128 rows per expert (deepseek-v3 T=4096: 8169 vs 9225 µs;
-// mixtral T=512, 128 rows: 1145 vs 1230), tie at 64 (qwen3-30b T=1024: 417 vs 417; qwen3-235b: 1282 vs 1318)
-// and lose at 32 (gpt-oss T=1024: 1691 vs 1197).
-constexpr int64_t kWgmmaMinRowsPerExpert = 16;
+// wgmma path (sm_90a), H100 W4A16 (bench/NOTES.md). At 16 rows per expert the streaming kernels with 16-row tiles
+// (4-chunk bulk stages) beat 64-row wgmma tiles: qwen3-30b T=256 243 vs 258 µs, qwen3-235b T=256 780 vs 855,
+// deepseek-v3 T=512 3477 vs 3708, mixtral T=64 458 vs 474. Above that an expert needs two 16-row tiles, each
+// streaming its weights, where one 64-row wgmma tile does (the session-4 sweep had wgmma ahead from 24 rows).
+// 128-row tiles win from ~128 rows per expert (deepseek-v3 T=4096: 8169 vs 9225 µs; mixtral T=512, 128 rows: 1145
+// vs 1230), tie at 64 (qwen3-30b T=1024: 417 vs 417; qwen3-235b: 1282 vs 1318) and lose at 32 (gpt-oss T=1024:
+// 1691 vs 1197).
+constexpr int64_t kWgmmaMinRowsPerExpert = 17;
 constexpr int64_t kWgmmaWideMinRowsPerExpert = 96;
 
 }  // namespace
