@@ -21,9 +21,10 @@ namespace fp4moe::cuda {
 inline constexpr int64_t kSpreadMaxBlocksPerSm = 2;  // larger grids rebalance as blocks finish (measured: 4 was slower)
 
 // Dynamic shared memory for kKernel so that a grid of `blocks` blocks puts at most ceil(blocks / SMs) on one SM; 0
-// when that bound is above kSpreadMaxBlocksPerSm.
+// when that bound is above kSpreadMaxBlocksPerSm or without PDL (launches then wait for the whole previous grid).
 template <auto kKernel>
 size_t spread_smem_bytes(int64_t blocks) {
+  if (!pdl_supported()) return 0;
   int device = 0, sms = 0, smem_per_sm = 0;
   FP4MOE_CUDA_CHECK(cudaGetDevice(&device));
   FP4MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
@@ -33,7 +34,7 @@ size_t spread_smem_bytes(int64_t blocks) {
   constexpr int64_t kReservedPerBlock = 1024;  // the runtime's own shared memory per block (sm_80+)
   static std::once_flag flags[kOnceMaxDevices];
   static int64_t static_bytes[kOnceMaxDevices];  // the kernel's own shared memory in this device's code
-  const int slot = device < kOnceMaxDevices ? device : 0;
+  const int slot = device < kOnceMaxDevices ? device : 0;  // beyond: once_per_device runs the query every call
   constexpr int64_t kSlack = 16;
   once_per_device(flags, [&] {
     cudaFuncAttributes attributes{};
