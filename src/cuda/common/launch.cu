@@ -7,15 +7,11 @@
 namespace fp4moe::cuda {
 
 bool pdl_supported() {
-  constexpr int kMaxDevices = 64;
-  static std::array<std::atomic<int>, kMaxDevices> cached{};  // 0 = unknown, 1 = no, 2 = yes
-  int device = 0;
-  FP4MOE_CUDA_CHECK(cudaGetDevice(&device));
-  if (device >= kMaxDevices) return false;
+  static std::array<std::atomic<int>, kMaxCachedDevices> cached{};  // 0 = unknown, 1 = no, 2 = yes
+  const int device = current_device();
+  if (device >= kMaxCachedDevices) return false;
   if (cached[size_t(device)] == 0) {
-    int major = 0;
-    FP4MOE_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    cached[size_t(device)] = major >= 9 ? 2 : 1;
+    cached[size_t(device)] = current_device_attribute(cudaDevAttrComputeCapabilityMajor) >= 9 ? 2 : 1;
   }
   return cached[size_t(device)] == 2;
 }

@@ -34,13 +34,26 @@ __device__ __forceinline__ void griddep_launch_dependents() {
 // Whether the current device supports PDL (compute capability 9.0+), queried once per device.
 bool pdl_supported();
 
-// Runs fn once per current device for the call site that owns `flags` (kernel attributes are per device).
-inline constexpr int kOnceMaxDevices = 64;
-template <class Fn>
-void once_per_device(std::once_flag (&flags)[kOnceMaxDevices], Fn&& fn) {
+// The current device and one of its attributes (host side of the launchers).
+inline int current_device() {
   int device = 0;
   FP4MOE_CUDA_CHECK(cudaGetDevice(&device));
-  if (device < kOnceMaxDevices) {
+  return device;
+}
+inline int current_device_attribute(cudaDeviceAttr attribute) {
+  int value = 0;
+  FP4MOE_CUDA_CHECK(cudaDeviceGetAttribute(&value, attribute, current_device()));
+  return value;
+}
+
+// Devices with their own entry in per-device caches and once-flags; ordinals past it are queried every call.
+inline constexpr int kMaxCachedDevices = 64;
+
+// Runs fn once per current device for the call site that owns `flags` (kernel attributes are per device).
+template <class Fn>
+void once_per_device(std::once_flag (&flags)[kMaxCachedDevices], Fn&& fn) {
+  const int device = current_device();
+  if (device < kMaxCachedDevices) {
     std::call_once(flags[device], std::forward<Fn>(fn));
   } else {
     fn();
@@ -52,7 +65,7 @@ void once_per_device(std::once_flag (&flags)[kOnceMaxDevices], Fn&& fn) {
 // and shared memory rather than by a smaller default L1/shared split.
 template <auto kKernel>
 void prefer_shared_memory() {
-  static std::once_flag flags[kOnceMaxDevices];
+  static std::once_flag flags[kMaxCachedDevices];
   once_per_device(flags, [] {
     FP4MOE_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                            int(cudaSharedmemCarveoutMaxShared)));

@@ -46,11 +46,10 @@ void fc1_wgmma_launch(const Fc1Params& p, void* stream_ptr) {
 }
 
 bool wgmma_path_available() {
-  int device = 0, major = 0, minor = 0;
-  FP4MOE_CUDA_CHECK(cudaGetDevice(&device));
-  FP4MOE_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  FP4MOE_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  if (major != 9 || minor != 0) return false;
+  if (current_device_attribute(cudaDevAttrComputeCapabilityMajor) != 9 ||
+      current_device_attribute(cudaDevAttrComputeCapabilityMinor) != 0) {
+    return false;
+  }
   // Code JIT-compiled from an older PTX target would have the empty kernel bodies; only sm_90a code has wgmma.
   // The loaded code is the same for every 9.0 device of the process, so it is looked up once.
   static const bool sm90a_code = [] {

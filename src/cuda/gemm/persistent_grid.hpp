@@ -6,14 +6,12 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "cuda/common/cuda_check.hpp"
+#include "cuda/common/launch.cuh"
 
 namespace fp4moe::cuda {
 
 inline unsigned persistent_grid(int64_t items) {
-  int device = 0, sms = 0;
-  FP4MOE_CUDA_CHECK(cudaGetDevice(&device));
-  FP4MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
   return unsigned(std::max<int64_t>(1, std::min<int64_t>(items, sms)));
 }
 

@@ -25,16 +25,15 @@ inline constexpr int64_t kSpreadMaxBlocksPerSm = 2;  // larger grids rebalance a
 template <auto kKernel>
 size_t spread_smem_bytes(int64_t blocks) {
   if (!pdl_supported()) return 0;
-  int device = 0, sms = 0, smem_per_sm = 0;
-  FP4MOE_CUDA_CHECK(cudaGetDevice(&device));
-  FP4MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  FP4MOE_CUDA_CHECK(cudaDeviceGetAttribute(&smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
+  const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
+  const int smem_per_sm = current_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
   const int64_t per_sm = (blocks + sms - 1) / sms;
   if (per_sm > kSpreadMaxBlocksPerSm) return 0;
   constexpr int64_t kReservedPerBlock = 1024;  // the runtime's own shared memory per block (sm_80+)
-  static std::once_flag flags[kOnceMaxDevices];
-  static int64_t static_bytes[kOnceMaxDevices];  // the kernel's own shared memory in this device's code
-  const int slot = device < kOnceMaxDevices ? device : 0;  // beyond: once_per_device runs the query every call
+  static std::once_flag flags[kMaxCachedDevices];
+  static int64_t static_bytes[kMaxCachedDevices];  // the kernel's own shared memory in this device's code
+  const int device = current_device();
+  const int slot = device < kMaxCachedDevices ? device : 0;  // beyond: once_per_device runs the query every call
   constexpr int64_t kSlack = 16;
   once_per_device(flags, [&] {
     cudaFuncAttributes attributes{};
