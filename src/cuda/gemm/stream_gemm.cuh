@@ -125,9 +125,12 @@ __device__ __forceinline__ void stream_mainloop(WeightStager& stager, const Stre
           WeightChunk w;
           stager.take(d, u, w);
           mma_chunk<kNT>(w, xbuf[(d * kSub + u) % 2], acc);
+          // One-chunk stages (register staging, sm_80-sm_89) refill right after their chunk: released after the
+          // range check instead, the 8-row kernels spill 4 bytes on sm_80 at their 96-register budget.
+          if constexpr (kSub == 1) stager.release(d, cc);
         }
       }
-      stager.release(d, c + d * kSub);
+      if constexpr (kSub > 1) stager.release(d, c + d * kSub);
     }
     stager.next_round();
   }
