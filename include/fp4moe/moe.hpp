@@ -89,6 +89,12 @@ struct RunOptions {
   //    a token's result can differ in rounding between a small and a large batch.
   // Ignored by the CPU backend.
   int tile_rows = 0;
+  // CUDA, weight-streaming kernels (tile_rows 8, 16, 32): weight rows per block; 0 = chosen from the batch shape.
+  //  - 32: each block streams 32 rows of an expert's weights, its 4 warps splitting K (many blocks: small batches);
+  //  - 128: 4 warps × 32 rows share one copy of the work tile's token rows in shared memory (a quarter of the L2
+  //    traffic for tokens: batches with ~16-32 rows per expert).
+  // Both give bitwise-identical results. Ignored by the wgmma kernels (tile_rows 64, 128) and the CPU backend.
+  int weight_rows_per_block = 0;
 };
 
 // Top-k id semantics (all backends):

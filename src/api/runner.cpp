@@ -93,6 +93,7 @@ void run_cuda(const PreparedWeights::Impl& w, const MoeInputs& in, bool prequant
   l.out_ld = tokens > 1 ? out.strides[0] : w.config.hidden;
   l.accumulate = options.accumulate;
   l.force_tile_rows = options.tile_rows;
+  l.force_weight_rows_per_block = options.weight_rows_per_block;
   l.workspace = workspace;
   l.workspace_bytes = workspace_bytes;
   DeviceGuard guard(w.device.index);
@@ -122,6 +123,9 @@ void Runner::run(const MoeInputs& inputs, TensorView out, void* workspace, size_
   FP4MOE_CHECK_ARG(workspace != nullptr || need == 0, "workspace", "a buffer", "nullptr");
   FP4MOE_CHECK_ARG(options.tile_rows == 0 || cuda::is_tile_rows_choice(options.tile_rows), "options.tile_rows",
                    "0, 8, 16, 32, 64 or 128", options.tile_rows);
+  FP4MOE_CHECK_ARG(options.weight_rows_per_block == 0 ||
+                       cuda::is_weight_rows_per_block_choice(options.weight_rows_per_block),
+                   "options.weight_rows_per_block", "0, 32 or 128", options.weight_rows_per_block);
   if (s.tokens == 0) return;
   if (!s.prequantized) {
     FP4MOE_CHECK_ARG(c.mode != Mode::kW4A4 || w.gs1 > 0, "weights.fc1_input_scale",

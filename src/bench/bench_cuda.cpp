@@ -484,6 +484,7 @@ MoePoint MoeBench::measure(int64_t tokens) {
   p.roofline = moe_roofline(c, tokens, r.hit_experts, s.ceilings);
   RunOptions options;
   options.tile_rows = s.spec.tile_rows;
+  options.weight_rows_per_block = s.spec.weight_rows_per_block;
   p.ours = time_point([&] { s.runner->run(in, out, s.workspace.get(), s.workspace.bytes(), s.stream.get(), options); },
                       s.stream.get(), s.flusher, s.spec.timing, s.spec.graph, true, nullptr);
   p.baseline = s.measure_baseline(r, tokens);

@@ -69,6 +69,7 @@ struct MoeBenchSpec {
   int device = 0;
   bool graph = false;      // time replays of a CUDA graph captured once per point (ours and the baseline)
   int tile_rows = 0;       // RunOptions::tile_rows (0 = the library's choice)
+  int weight_rows_per_block = 0;  // RunOptions::weight_rows_per_block (0 = the library's choice)
   BaselineKind baseline = BaselineKind::kBest;
   TimingOptions timing;
 };

@@ -415,11 +415,16 @@ TEST_P(FeatureTest, EveryWorkTileSizeIsBitwiseEqual) {
     smallest.tile_rows = 8;
     const std::vector<uint16_t> reference = gpu_forward(runner, in->view(), smallest);
     EXPECT_TRUE(testing::any_nonzero(reference));
-    for (int rows : {16, 32}) {
-      RunOptions o;
-      o.tile_rows = rows;
-      expect_bitwise(gpu_forward(runner, in->view(), o), reference,
-                     "tile_rows=" + std::to_string(rows) + (in == &hot ? " (hot expert)" : " (random routing)"));
+    for (int rows : {8, 16, 32}) {
+      for (int block_rows : {32, 128}) {
+        if (rows == 8 && block_rows == 32) continue;  // the reference
+        RunOptions o;
+        o.tile_rows = rows;
+        o.weight_rows_per_block = block_rows;
+        expect_bitwise(gpu_forward(runner, in->view(), o), reference,
+                       "tile_rows=" + std::to_string(rows) + " weight_rows_per_block=" + std::to_string(block_rows) +
+                           (in == &hot ? " (hot expert)" : " (random routing)"));
+      }
     }
   }
   // One token runs each (token, slot) pair as its own tile, with no routing launch, unless a larger tile is
@@ -431,15 +436,50 @@ TEST_P(FeatureTest, EveryWorkTileSizeIsBitwiseEqual) {
   for (const HostInputs* in : {&one, &repeated, &not_local}) {
     const std::vector<uint16_t> pairs = gpu_forward(runner, in->view());
     EXPECT_TRUE(std::any_of(pairs.begin(), pairs.end(), [](uint16_t v) { return (v & 0x7FFF) != 0; }));
-    for (int rows : {16, 32}) {
+    for (int rows : {8, 16, 32}) {
       RunOptions o;
       o.tile_rows = rows;
+      o.weight_rows_per_block = 128;
+      expect_bitwise(gpu_forward(runner, in->view(), o), pairs,
+                     "one token: pair tiles vs tile_rows=" + std::to_string(rows) + " weight_rows_per_block=128");
+      if (rows == 8) continue;
+      o.weight_rows_per_block = 0;
       expect_bitwise(gpu_forward(runner, in->view(), o), pairs, "one token: pair tiles vs tile_rows=" + std::to_string(rows));
     }
   }
   RunOptions bad;
   bad.tile_rows = 48;
   testing::expect_error([&] { gpu_forward(runner, inputs_.view(), bad); }, "options.tile_rows");
+  RunOptions bad_block;
+  bad_block.weight_rows_per_block = 64;
+  testing::expect_error([&] { gpu_forward(runner, inputs_.view(), bad_block); }, "options.weight_rows_per_block");
+}
+
+// The two block shapes of the streaming kernels on shapes where 128-row blocks have idle warps (I/16 = 5 and
+// ceil(H/32) = 5 output groups: the second block has one active warp) and K has fewer chunks than a block has
+// warps (K = 144 and 80: 3 and 2 chunks, so some of the four K ranges are empty), gated and not.
+TEST_P(FeatureTest, BlockShapesAreBitwiseEqualOnOddShapes) {
+  SCOPED_TRACE(trace_);
+  for (Activation act : {Activation::kSilu, Activation::kRelu2}) {
+    const MoeConfig odd = testing::odd_config(mode(), act);
+    SCOPED_TRACE(odd.describe());
+    const HostLayer layer = make_random_layer(odd, seed_ + 21);
+    std::mt19937_64 rng(seed_ + 22);
+    HostInputs in = make_random_inputs(odd, 97, seed_ + 22);
+    testing::ensure_local_hits(odd, in, rng);
+    const Runner gpu(prepare_weights(odd, layer.view(), Backend::kCuda));
+    const Runner cpu(prepare_weights(odd, layer.view(), Backend::kCpu));
+    for (int rows : {8, 16, 32}) {
+      RunOptions split, shared;
+      split.tile_rows = shared.tile_rows = rows;
+      split.weight_rows_per_block = 32;
+      shared.weight_rows_per_block = 128;
+      const std::vector<uint16_t> out = gpu_forward(gpu, in.view(), split);
+      EXPECT_TRUE(testing::any_nonzero(out));
+      expect_bitwise(gpu_forward(gpu, in.view(), shared), out, "tile_rows=" + std::to_string(rows) + ": 128 vs 32");
+      if (rows == 16) expect_close(out, cpu_forward(cpu, in.view()), mode(), "tile_rows=16 vs CPU reference");
+    }
+  }
 }
 
 // The wgmma path (sm_90a): 64- and 128-row tiles give the same bits, with random routing, with one hot expert (several

@@ -37,6 +37,7 @@ struct BenchOptions {
   bool graph = false;
   bool warm_l2 = false;
   int tile_rows = 0;
+  int weight_rows_per_block = 0;
   std::string baseline = "best";
   int device = 0;
   std::string json_path;
@@ -135,6 +136,7 @@ void run_cuda_moe(const BenchOptions& o, const MoeConfig& config, uint64_t seed)
   spec.device = o.device;
   spec.graph = o.graph;
   spec.tile_rows = o.tile_rows;
+  spec.weight_rows_per_block = o.weight_rows_per_block;
   spec.baseline = bench::parse_baseline_kind(o.baseline);
   spec.timing = timing_options(o);
   bench::MoeBench bench(spec, ceilings);
@@ -268,6 +270,11 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--tile-rows", o->tile_rows, "CUDA MoE: rows per work tile, 8, 16 or 32 (streaming kernels), "
                   "64 or 128 (wgmma kernels, sm_90a) (default 0 = chosen from the batch shape)")
       ->check(CLI::IsMember({0, 8, 16, 32, 64, 128}))
+      ->capture_default_str();
+  cmd->add_option("--weight-rows-per-block", o->weight_rows_per_block,
+                  "CUDA MoE, streaming kernels: weight rows per block, 32 (K split over 4 warps) or 128 (4 warps share "
+                  "the token tile); same results (default 0 = chosen from the batch shape)")
+      ->check(CLI::IsMember({0, 32, 128}))
       ->capture_default_str();
   cmd->add_flag("--warm-l2", o->warm_l2, "CUDA: do not flush the L2 between timed runs");
   cmd->add_option("--baseline", o->baseline, "CUDA: cuBLAS BF16 baseline GEMMs: grouped, loop, best (the faster of both) or none")

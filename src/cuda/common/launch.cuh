@@ -72,6 +72,16 @@ void prefer_shared_memory() {
   });
 }
 
+// Lets kKernel use `bytes` of dynamic shared memory on the current device (the limit is a per-device attribute; set
+// once per kernel and device, so `bytes` must be the same on every call for one kernel).
+template <auto kKernel>
+void allow_dynamic_shared_memory(size_t bytes) {
+  static std::once_flag flags[kMaxCachedDevices];
+  once_per_device(flags, [bytes] {
+    FP4MOE_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  });
+}
+
 template <class... Params, class... Args>
 void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
   cudaLaunchAttribute attr{};

@@ -1,5 +1,6 @@
-// PTX wrappers shared by the CUDA kernels: the BF16 tensor-core MMA (sm_80+), small packing helpers, and the
-// bulk asynchronous copy with its shared-memory barrier (sm_90+; callers keep another path for older GPUs).
+// PTX wrappers shared by the CUDA kernels: the BF16 tensor-core MMA (sm_80+), small packing helpers, the per-thread
+// asynchronous copy (cp.async, sm_80+), and the bulk asynchronous copy with its shared-memory barrier (sm_90+;
+// callers keep another path for older GPUs).
 #pragma once
 
 #include <cstdint>
@@ -109,6 +110,28 @@ __device__ __forceinline__ uint64_t l2_evict_first_policy() {
   asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
 #endif
   return policy;
+}
+
+// 16 bytes global → shared, bypassing L1; `bytes` < 16 fills the rest with zeros (0: all zeros, src not read).
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(dst)), "l"(src), "r"(bytes)
+               : "memory");
+#endif
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+// Waits until at most kPending committed groups of this thread's copies are in flight.
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+#endif
 }
 
 }  // namespace fp4moe::cuda

@@ -1,6 +1,6 @@
-// PTX wrappers of the Hopper warpgroup MMA (wgmma, sm_90a only) and of the per-thread asynchronous copy (cp.async,
-// sm_80+) that feeds it. Off sm_90a the wgmma wrappers compile to nothing; the host only launches kernels that use
-// them where the sm_90a code is present (cuda/gemm/wgmma_gemm.hpp).
+// PTX wrappers of the Hopper warpgroup MMA (wgmma, sm_90a only) and the barrier arrival of the per-thread
+// asynchronous copies (cp.async, ptx.cuh) that feed it. Off sm_90a the wgmma wrappers compile to nothing; the host
+// only launches kernels that use them where the sm_90a code is present (cuda/gemm/wgmma_gemm.hpp).
 //
 // Operands as the kernels use them: A (64 rows × k16, BF16) in registers, warp w of the warpgroup holding rows
 // 16w..16w+15 in the m16n8k16 A fragment order (ptx.cuh); B (k16 × N, BF16) in shared memory, K-major: N rows of
@@ -110,33 +110,11 @@ __device__ __forceinline__ void wgmma_bf16_m64n128k16_rs(float (&d)[64], const u
 #endif
 }
 
-// 16 bytes global → shared, bypassing L1; `bytes` < 16 fills the rest with zeros (0: all zeros, src not read).
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, uint32_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(dst)), "l"(src), "r"(bytes)
-               : "memory");
-#endif
-}
-
-__device__ __forceinline__ void cp_async_commit() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-#endif
-}
-
 // Arrives on `bar` once every cp.async this thread issued so far has landed; the barrier's count includes this
 // arrival (.noinc).
 __device__ __forceinline__ void cp_async_mbarrier_arrive_noinc(uint64_t* bar) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_address(bar)) : "memory");
-#endif
-}
-
-// Waits until at most kPending committed groups of this thread's copies are in flight.
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 #endif
 }
 

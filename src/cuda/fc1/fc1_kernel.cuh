@@ -1,9 +1,12 @@
-// FC1 of the fused MoE: for one work tile (up to 8·kNT sorted rows of one expert) and one group of 16 outputs, streams the expert's w13 rows once (fragment tiles) against the tokens' x rows, scales by alpha,
-// applies the activation and writes h per sorted row as BF16. W4A4: x arrives already quantized and dequantized
+// FC1 of the fused MoE: for one work tile (up to 8·kNT sorted rows of one expert) and one group of 16 outputs,
+// streams the expert's w13 rows once (fragment tiles) against the tokens' x rows, scales by alpha, applies the
+// activation and writes h per sorted row as BF16. W4A4: x arrives already quantized and dequantized
 // (exact BF16 values e2m1·sf) and h is quantized per 16-column block with gs2 (spec §5.4) and stored dequantized,
 // so FC2 reads BF16 either way.
 // Tile: gated → gate rows 16j.. and up rows I+16j.. (each lane holds gate and up of the same output); non-gated →
-// rows 32j..32j+31. 4 warps split K (stream_gemm.cuh). Grid: (max tiles, I/16 gated or ceil(I/32)).
+// rows 32j..32j+31. fc1_kernel: one output group per block, 4 warps split K (stream_gemm.cuh); grid (max tiles,
+// I/16 gated or ceil(I/32)). fc1_group_kernel: 4 output groups per block sharing the token tile
+// (stream_group_gemm.cuh); grid (max tiles, groups / 4 rounded up).
 // Roofline: w13 bytes of the hit experts once per work tile (tiles of one expert run side by side, so repeats
 // mostly hit L2); 2·rows·2I·H flops; x and h traffic is a few KB per token.
 #pragma once
@@ -13,6 +16,7 @@
 #include "cuda/fc1/requantize.cuh"
 #include "cuda/common/launch.cuh"
 #include "cuda/gemm/stream_gemm.cuh"
+#include "cuda/gemm/stream_group_gemm.cuh"
 #include "cuda/route/work_tiles.cuh"
 #include "fp4moe/nvfp4.hpp"
 
@@ -32,7 +36,8 @@ __device__ __forceinline__ StreamTokens<kNT> fc1_tokens(const Fc1Params& p, cons
   return x;
 }
 
-// Warp 0 only: alpha, activation, (W4A4) requantization, BF16 store of h.
+// One warp (the one holding the sums of output group `group`): alpha, activation, (W4A4) requantization, BF16
+// store of h.
 template <bool kGated, int kNT>
 __device__ void fc1_epilogue(const Fc1Params& p, const RouteTile& tile, int64_t group, const StreamAcc<kNT>& acc) {
   const float scale_2 = p.w13_scale_2[tile.expert];
@@ -66,6 +71,19 @@ __device__ void fc1_epilogue(const Fc1Params& p, const RouteTile& tile, int64_t 
   }
 }
 
+// The weight row tiles of output group `group`: gated → gate tile `group` and up tile I/16 + group; non-gated → tiles
+// 2·group and 2·group + 1.
+template <bool kGated>
+__device__ __forceinline__ StreamWeights fc1_weights(const Fc1Params& p, const RouteTile& tile, int64_t group) {
+  return kGated ? stream_weights(p.w13, tile.expert, group, p.intermediate / format::kFragRows + group)
+                : stream_weights(p.w13, tile.expert, 2 * group, 2 * group + 1);
+}
+
+template <bool kGated>
+__device__ __forceinline__ int64_t fc1_groups(const Fc1Params& p) {
+  return kGated ? p.intermediate / format::kFragRows : (p.intermediate + 31) / 32;
+}
+
 // PDL order: the tiles come from the routing (pair tiles: from topk_ids, the caller's). When a quantize pass runs
 // between them and FC1 (W4A4), that pass waited before it let FC1 launch, so the tiles can be read and the weights
 // prefetched before griddep_wait; otherwise FC1 waits first (launch.cuh has the rule that makes this safe).
@@ -79,17 +97,44 @@ __global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT>) 
     return;
   }
   const int64_t group = blockIdx.y;
-  const int64_t tile0 = kGated ? group : 2 * group;
-  const int64_t tile1 = kGated ? p.intermediate / format::kFragRows + group : 2 * group + 1;
   const auto tokens = [&] {
     griddep_wait();  // x (W4A4: the quantize pass) and the sorted pairs
     griddep_launch_dependents();
     return fc1_tokens<kNT>(p, tile);
   };
   StreamAcc<kNT> acc;
-  stream_block_gemm<kNT>(stream_weights(p.w13, tile.expert, tile0, tile1), tokens, p.hidden, p.w13.k_tiles, smem,
-                         acc);
+  stream_block_gemm<kNT>(fc1_weights<kGated>(p, tile, group), tokens, p.hidden, p.w13.k_tiles, smem, acc);
   if (threadIdx.x < 32) fc1_epilogue<kGated, kNT>(p, tile, group, acc);
+}
+
+// The same work with the token tile shared by 4 output groups (stream_group_gemm.cuh): warp w computes group
+// 4·blockIdx.y + w; the same bits as fc1_kernel. Dynamic shared memory: kGroupSmemBytes<kNT>.
+template <bool kGated, int kNT>
+__global__ void __launch_bounds__(StreamShape::kThreads, kGroupMinBlocks<kNT>) fc1_group_kernel(Fc1Params p) {
+  extern __shared__ __align__(128) uint8_t fc1_group_smem[];
+  auto& smem = *reinterpret_cast<GroupSmem<kNT>*>(fc1_group_smem);
+  static_assert(sizeof(GroupSmem<kNT>) <= kGroupSmemBytes<kNT>, "the launch gives this much");
+  if (!p.tiles_ready_early) griddep_wait();
+  RouteTile tile;
+  if (!work_tile(p.work, blockIdx.x, tile)) {
+    griddep_wait();
+    return;
+  }
+  const int64_t group = int64_t(blockIdx.y) * StreamShape::kWarps + int(threadIdx.x) / 32;
+  const bool active = group < fc1_groups<kGated>(p);
+  const int rows = tile.row_end - tile.row_begin;
+  const auto tokens = [&] {
+    griddep_wait();  // x (W4A4: the quantize pass) and the sorted pairs
+    griddep_launch_dependents();
+    return group_token_copier<kNT>(
+        [&](int n) -> const uint16_t* {
+          return n < rows ? p.x + (sorted_pair(p.work, tile.row_begin + n) / p.top_k) * p.x_ld : nullptr;
+        },
+        p.x);
+  };
+  StreamAcc<kNT> acc;
+  stream_group_gemm<kNT>(fc1_weights<kGated>(p, tile, group), active, tokens, p.hidden, p.w13.k_tiles, smem, acc);
+  if (active) fc1_epilogue<kGated, kNT>(p, tile, group, acc);
 }
 
 }  // namespace fp4moe::cuda

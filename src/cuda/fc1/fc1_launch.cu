@@ -31,6 +31,9 @@ void launch_rows(const Fc1Params& p, cudaStream_t stream) {
 
 void fc1_launch(const Fc1Params& p, void* stream_ptr) {
   if (p.max_tiles == 0) return;
+  if (p.weight_rows_per_block == kGroupRows) return fc1_group_launch(p, stream_ptr);
+  FP4MOE_CHECK(p.weight_rows_per_block == StreamShape::kRowTiles * format::kFragRows,
+               "FC1 weight rows per block must be 32 or 128, got ", p.weight_rows_per_block);
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   p.gated ? launch_rows<true>(p, stream) : launch_rows<false>(p, stream);
 }

@@ -15,6 +15,9 @@ struct Fc1Params {
   WorkTiles work;
   int64_t max_tiles = 0;
   int tile_rows = 0;
+  // Streaming kernels: weight rows per block, 32 (one output group, K split over the 4 warps) or 128 (4 output
+  // groups sharing one copy of the token tile, stream_group_gemm.cuh); the same bits either way
+  int weight_rows_per_block = 32;
   int64_t top_k = 0;
   // The tiles (or topk_ids, for pair tiles) were complete before FC1's predecessor let it launch (a quantize pass
   // sits between them and FC1), so FC1 reads them and prefetches weights before waiting.
@@ -39,6 +42,9 @@ struct Fc1Params {
 };
 
 void fc1_launch(const Fc1Params& params, void* stream);
+
+// fc1_launch's kernels with 128 weight rows per block (fc1_group_kernel; fc1_group_launch.cu).
+void fc1_group_launch(const Fc1Params& params, void* stream);
 
 // The large-batch path (fc1_wgmma_kernel.cuh, sm_90a): tile_rows 64 or 128, x rows in the MMA k order
 // (x_reorder_launch), h written in that order for fc2_wgmma_launch. Only where wgmma_path_available().

@@ -1,13 +1,16 @@
 // FC2 of the fused MoE: for one work tile (up to 8·kNT sorted rows of one expert) and 32 outputs
 // (two 16-row tiles of w2), streams the expert's w2 rows once against the tile's h rows (BF16; in W4A4 the exact
 // dequantized values FC1 wrote) and writes y = alpha · (h · w2ᵀ) in fp32 per sorted row for the combine.
-// Tile: rows 32j..32j+31 of w2 × 8·kNT tokens; 4 warps split K = I (stream_gemm.cuh). Grid: (max tiles, ceil(H/32)).
+// Tile: rows 32j..32j+31 of w2 × 8·kNT tokens. fc2_kernel: one group per block, 4 warps split K = I
+// (stream_gemm.cuh); grid (max tiles, ceil(H/32)). fc2_group_kernel: 4 groups per block sharing the h tile
+// (stream_group_gemm.cuh); grid (max tiles, ceil(H/128)).
 // Roofline: w2 bytes of the hit experts once per work tile; writes 4·H bytes per routed row.
 #pragma once
 
 #include "cuda/fc2/fc2_launch.hpp"
 #include "cuda/common/launch.cuh"
 #include "cuda/gemm/stream_gemm.cuh"
+#include "cuda/gemm/stream_group_gemm.cuh"
 #include "cuda/route/work_tiles.cuh"
 
 namespace fp4moe::cuda {
@@ -24,7 +27,7 @@ __device__ __forceinline__ StreamTokens<kNT> fc2_tokens(const Fc2Params& p, cons
   return x;
 }
 
-// Warp 0 only: y = alpha · acc (fp32).
+// One warp (the one holding the sums of output group `group`): y = alpha · acc (fp32).
 template <int kNT>
 __device__ void fc2_epilogue(const Fc2Params& p, const RouteTile& tile, int64_t group, const StreamAcc<kNT>& acc) {
   const float scale_2 = p.w2_scale_2[tile.expert];
@@ -64,6 +67,34 @@ __global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT>) 
   stream_block_gemm<kNT>(stream_weights(p.w2, tile.expert, 2 * group, 2 * group + 1), tokens, p.intermediate,
                          p.w2.k_tiles, smem, acc);
   if (threadIdx.x < 32) fc2_epilogue<kNT>(p, tile, group, acc);
+}
+
+// The same work with the h tile shared by 4 groups of 32 outputs (stream_group_gemm.cuh): warp w computes group
+// 4·blockIdx.y + w; the same bits as fc2_kernel. Dynamic shared memory: kGroupSmemBytes<kNT>.
+template <int kNT>
+__global__ void __launch_bounds__(StreamShape::kThreads, kGroupMinBlocks<kNT>) fc2_group_kernel(Fc2Params p) {
+  extern __shared__ __align__(128) uint8_t fc2_group_smem[];
+  auto& smem = *reinterpret_cast<GroupSmem<kNT>*>(fc2_group_smem);
+  static_assert(sizeof(GroupSmem<kNT>) <= kGroupSmemBytes<kNT>, "the launch gives this much");
+  RouteTile tile;
+  if (!work_tile(p.work, blockIdx.x, tile)) {
+    griddep_wait();
+    return;
+  }
+  const int64_t group = int64_t(blockIdx.y) * StreamShape::kWarps + int(threadIdx.x) / 32;
+  const bool active = group < (p.hidden + 31) / 32;
+  const int rows = tile.row_end - tile.row_begin;
+  const auto tokens = [&] {
+    griddep_wait();  // h comes from FC1
+    griddep_launch_dependents();
+    return group_token_copier<kNT>(
+        [&](int n) -> const uint16_t* { return n < rows ? p.h + (tile.row_begin + n) * p.intermediate : nullptr; },
+        p.h);
+  };
+  StreamAcc<kNT> acc;
+  stream_group_gemm<kNT>(stream_weights(p.w2, tile.expert, 2 * group, 2 * group + 1), active, tokens,
+                         p.intermediate, p.w2.k_tiles, smem, acc);
+  if (active) fc2_epilogue<kNT>(p, tile, group, acc);
 }
 
 }  // namespace fp4moe::cuda

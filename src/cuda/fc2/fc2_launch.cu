@@ -22,6 +22,9 @@ void launch(const Fc2Params& p, cudaStream_t stream) {
 
 void fc2_launch(const Fc2Params& p, void* stream_ptr) {
   if (p.max_tiles == 0) return;
+  if (p.weight_rows_per_block == kGroupRows) return fc2_group_launch(p, stream_ptr);
+  FP4MOE_CHECK(p.weight_rows_per_block == StreamShape::kRowTiles * format::kFragRows,
+               "FC2 weight rows per block must be 32 or 128, got ", p.weight_rows_per_block);
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   switch (p.tile_rows) {
     case 8: return launch<1>(p, stream);

@@ -14,6 +14,9 @@ struct Fc2Params {
   WorkTiles work;
   int64_t max_tiles = 0;
   int tile_rows = 0;
+  // Streaming kernels: weight rows per block, 32 (one output group, K split over the 4 warps) or 128 (4 output
+  // groups sharing one copy of the token tile, stream_group_gemm.cuh); the same bits either way
+  int weight_rows_per_block = 32;
   // h per sorted row, BF16 [P, I] (W4A4: exact e2m1·sf values; alpha = w2_scale_2 / gs2); wgmma path: in the MMA
   // k order
   const uint16_t* h = nullptr;
@@ -27,6 +30,9 @@ struct Fc2Params {
 };
 
 void fc2_launch(const Fc2Params& params, void* stream);
+
+// fc2_launch's kernels with 128 weight rows per block (fc2_group_kernel; fc2_group_launch.cu).
+void fc2_group_launch(const Fc2Params& params, void* stream);
 
 // The large-batch path (fc2_wgmma_kernel.cuh, sm_90a): tile_rows 64 or 128, h in the MMA k order as
 // fc1_wgmma_launch writes it. Only where wgmma_path_available() (fc1_launch.hpp).

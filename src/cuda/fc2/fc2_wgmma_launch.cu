@@ -14,12 +14,7 @@ template <int kN>
 void launch(const Fc2Params& p, cudaStream_t stream) {
   const dim3 grid(persistent_grid(p.max_tiles * ((p.hidden + kWgmmaRows - 1) / kWgmmaRows)));
   constexpr size_t kSmem = kWgmmaSmemBytes<Fc2Smem<kN>>;
-  static const bool configured = [] {
-    FP4MOE_CUDA_CHECK(
-        cudaFuncSetAttribute(fc2_wgmma_kernel<kN>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));
-    return true;
-  }();
-  (void)configured;
+  allow_dynamic_shared_memory<fc2_wgmma_kernel<kN>>(kSmem);
   launch_pdl(fc2_wgmma_kernel<kN>, grid, kWgmmaThreads, kSmem, stream, p);
 }
 

@@ -18,6 +18,8 @@ constexpr int64_t kSmallTileMaxRowsPerExpert = 6;
 // 1691 vs 1197).
 constexpr int64_t kWgmmaMinRowsPerExpert = 17;
 constexpr int64_t kWgmmaWideMinRowsPerExpert = 96;
+// Fewest 128-row blocks (about 8 per SM on the H100) for which the streaming kernels take that block shape.
+constexpr int64_t kWideBlocksMinGrid = 1024;
 
 }  // namespace
 
@@ -36,6 +38,30 @@ bool plan_pair_tiles(int64_t tokens, int force_rows) {
   // routing launch and its round trips from the critical path (bench/NOTES.md). From two tokens on, pairs may
   // share an expert and would stream its weights twice.
   return tokens == 1 && (force_rows == 0 || force_rows == kTileRowChoices[0]);
+}
+
+bool is_weight_rows_per_block_choice(int rows) {
+  return std::find(std::begin(kWeightRowsPerBlockChoices), std::end(kWeightRowsPerBlockChoices), rows) !=
+         std::end(kWeightRowsPerBlockChoices);
+}
+
+int plan_weight_rows_per_block(const MoeConfig& c, int64_t tokens, int tile_rows, StreamGemm gemm, int force_rows) {
+  if (force_rows > 0) return force_rows;
+  // 128-row blocks read the token tile once per 128 weight rows instead of once per 32. H100, W4A16, 16-row tiles
+  // (bench/NOTES.md): qwen3-30b T=256 0.47 → 0.53 of the floor, qwen3-235b T=256 0.57-0.60 → 0.64, deepseek-v3
+  // T=512 0.61 → 0.66, gpt-oss T=256/512 0.80/0.58 → 0.83/0.63. With 8-row tiles they lose (qwen3-30b T=64: 0.77
+  // vs 0.74), and so do grids of few long blocks: mixtral T=64 (8 experts; FC2 has ~400 blocks of 224 chunks per
+  // warp) 0.55 vs 0.50-0.53.
+  if (tile_rows < 16) return kWeightRowsPerBlockChoices[0];
+  const int64_t pairs = tokens * c.top_k;
+  const int64_t experts_hit = std::max<int64_t>(1, std::min(pairs, c.num_local_experts));
+  const int64_t rows_per_expert = (pairs + experts_hit - 1) / experts_hit;
+  const int64_t tiles = experts_hit * ((rows_per_expert + tile_rows - 1) / tile_rows);
+  const int64_t groups = gemm == StreamGemm::kFc2 ? (c.hidden + 31) / 32
+                         : c.gated()              ? c.intermediate / 16
+                                                  : (c.intermediate + 31) / 32;
+  const int64_t wide_blocks = tiles * ((groups + 3) / 4);
+  return wide_blocks >= kWideBlocksMinGrid ? kWeightRowsPerBlockChoices[1] : kWeightRowsPerBlockChoices[0];
 }
 
 int plan_tile_rows(const MoeConfig& c, int64_t tokens, bool wgmma, int force_rows) {

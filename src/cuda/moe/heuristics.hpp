@@ -31,6 +31,18 @@ bool wgmma_shape_supported(const MoeConfig& config);
 // tile (WorkTiles): one token, unless a tile size other than 8 rows is forced.
 bool plan_pair_tiles(int64_t tokens, int force_rows = 0);
 
+// Weight rows per block of the streaming kernels: 32 (K split over the 4 warps) or 128 (4 warps share the token
+// tile). Both give the same bits, so FC1 and FC2 choose independently.
+inline constexpr int kWeightRowsPerBlockChoices[] = {32, 128};
+bool is_weight_rows_per_block_choice(int rows);
+
+enum class StreamGemm { kFc1, kFc2 };
+
+// Weight rows per block of `gemm` for a call of `tokens` tokens in work tiles of `tile_rows` (a streaming size);
+// force_rows > 0 (a validated choice) picks that shape for both GEMMs.
+int plan_weight_rows_per_block(const MoeConfig& config, int64_t tokens, int tile_rows, StreamGemm gemm,
+                               int force_rows = 0);
+
 // Rows of one routing work tile for `tokens` tokens; `wgmma` says whether the wgmma path may run (device and shape).
 // force_rows > 0 (a validated choice) picks that size.
 int plan_tile_rows(const MoeConfig& config, int64_t tokens, bool wgmma, int force_rows = 0);

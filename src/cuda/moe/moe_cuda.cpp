@@ -164,6 +164,8 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f1.work = work;
   f1.max_tiles = max_tiles;
   f1.tile_rows = tile_rows;
+  f1.weight_rows_per_block =
+      wgmma ? 0 : plan_weight_rows_per_block(c, m.tokens, tile_rows, StreamGemm::kFc1, m.force_weight_rows_per_block);
   f1.top_k = c.top_k;
   f1.tiles_ready_early = w4a4;  // the quantize pass in between waits for its predecessor before FC1 launches
   f1.x = wgmma ? reordered_x(m, l, stream) : w4a4 ? dequantized_x(m, l, stream) : m.x;
@@ -185,6 +187,8 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f2.work = work;
   f2.max_tiles = max_tiles;
   f2.tile_rows = tile_rows;
+  f2.weight_rows_per_block =
+      wgmma ? 0 : plan_weight_rows_per_block(c, m.tokens, tile_rows, StreamGemm::kFc2, m.force_weight_rows_per_block);
   f2.h = f1.h;
   f2.w4a4 = w4a4;
   f2.gs2 = m.gs2;

@@ -1,0 +1,35 @@
+// Launcher of the FC2 kernel with 128 weight rows per block (the h tile shared by 4 output groups). Instantiation
+// table: 8, 16 or 32 rows per work tile.
+#include <cuda_runtime.h>
+
+#include "cuda/common/cuda_check.hpp"
+#include "cuda/fc2/fc2_kernel.cuh"
+#include "fp4moe/error.hpp"
+
+namespace fp4moe::cuda {
+
+namespace {
+
+template <int kNT>
+void launch(const Fc2Params& p, cudaStream_t stream) {
+  const dim3 grid(unsigned(p.max_tiles), unsigned((p.hidden + kGroupRows - 1) / kGroupRows));
+  constexpr size_t kSmem = kGroupSmemBytes<kNT>;
+  prefer_shared_memory<fc2_group_kernel<kNT>>();
+  allow_dynamic_shared_memory<fc2_group_kernel<kNT>>(kSmem);
+  launch_pdl(fc2_group_kernel<kNT>, grid, StreamShape::kThreads, kSmem, stream, p);
+}
+
+}  // namespace
+
+void fc2_group_launch(const Fc2Params& p, void* stream_ptr) {
+  if (p.max_tiles == 0) return;
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  switch (p.tile_rows) {
+    case 8: return launch<1>(p, stream);
+    case 16: return launch<2>(p, stream);
+    case 32: return launch<4>(p, stream);
+    default: FP4MOE_CHECK(false, "FC2 work tile rows must be 8, 16 or 32, got ", p.tile_rows);
+  }
+}
+
+}  // namespace fp4moe::cuda
