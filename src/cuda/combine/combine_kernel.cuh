@@ -15,8 +15,15 @@ namespace fp4moe::cuda {
 
 constexpr int kCombineSlotBatch = 8;
 
+// PDL order: positions (routing, or topk_ids for pair tiles) and topk_weights were complete before FC2 let this
+// kernel launch (launch.cuh), so a thread loads its first slots' positions and weights before griddep_wait and only
+// the y loads wait for FC2: one memory round trip fewer after FC2 ends.
 __global__ void combine_kernel(CombineParams p) {
-  griddep_wait();  // y and positions come from the previous kernels
+  bool waited = false;
+  const auto wait_once = [&] {  // y comes from FC2; out (written here, read with accumulate) from the caller
+    if (!waited) griddep_wait();
+    waited = true;
+  };
   const int64_t pairs_per_row = p.hidden / 2;
   const int64_t total = p.tokens * pairs_per_row;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
@@ -36,6 +43,7 @@ __global__ void combine_kernel(CombineParams p) {
         pos[j] = slot ? pair_position(p.work, t * p.top_k + k0 + j) : -1;
         w[j] = slot ? p.topk_weights[t * p.top_k + k0 + j] : 0.0f;
       }
+      wait_once();
 #pragma unroll
       for (int j = 0; j < kCombineSlotBatch; ++j) {
         y[j] = pos[j] >= 0 ? *reinterpret_cast<const float2*>(p.y + int64_t(pos[j]) * p.hidden + col) : make_float2(0, 0);
@@ -48,6 +56,7 @@ __global__ void combine_kernel(CombineParams p) {
         any = true;
       }
     }
+    wait_once();
     uint16_t* dst = p.out + t * p.out_ld + col;
     if (p.accumulate) {
       if (!any) continue;
@@ -57,6 +66,7 @@ __global__ void combine_kernel(CombineParams p) {
     dst[0] = float_to_bf16(acc0);
     dst[1] = float_to_bf16(acc1);
   }
+  wait_once();  // every thread waits before it exits (launch.cuh)
 }
 
 }  // namespace fp4moe::cuda
