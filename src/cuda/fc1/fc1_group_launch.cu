@@ -12,7 +12,7 @@ namespace {
 
 template <bool kGated, int kNT>
 void launch(const Fc1Params& p, cudaStream_t stream) {
-  const int64_t groups = kGated ? p.intermediate / format::kFragRows : (p.intermediate + 31) / 32;
+  const int64_t groups = fc1_output_groups(p.intermediate, kGated);
   const dim3 grid(unsigned(p.max_tiles), unsigned((groups + StreamShape::kWarps - 1) / StreamShape::kWarps));
   constexpr size_t kSmem = kGroupSmemBytes<kNT>;
   prefer_shared_memory<fc1_group_kernel<kGated, kNT>>();

@@ -79,11 +79,6 @@ __device__ __forceinline__ StreamWeights fc1_weights(const Fc1Params& p, const R
                 : stream_weights(p.w13, tile.expert, 2 * group, 2 * group + 1);
 }
 
-template <bool kGated>
-__device__ __forceinline__ int64_t fc1_groups(const Fc1Params& p) {
-  return kGated ? p.intermediate / format::kFragRows : (p.intermediate + 31) / 32;
-}
-
 // PDL order: the tiles come from the routing (pair tiles: from topk_ids, the caller's). When a quantize pass runs
 // between them and FC1 (W4A4), that pass waited before it let FC1 launch, so the tiles can be read and the weights
 // prefetched before griddep_wait; otherwise FC1 waits first (launch.cuh has the rule that makes this safe).
@@ -121,7 +116,7 @@ __global__ void __launch_bounds__(StreamShape::kThreads, kGroupMinBlocks<kNT>) f
     return;
   }
   const int64_t group = int64_t(blockIdx.y) * StreamShape::kWarps + int(threadIdx.x) / 32;
-  const bool active = group < fc1_groups<kGated>(p);
+  const bool active = group < fc1_output_groups(p.intermediate, kGated);
   const int rows = tile.row_end - tile.row_begin;
   const auto tokens = [&] {
     griddep_wait();  // x (W4A4: the quantize pass) and the sorted pairs

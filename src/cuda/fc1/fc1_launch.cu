@@ -11,8 +11,7 @@ namespace {
 
 template <bool kGated, int kNT>
 void launch(const Fc1Params& p, cudaStream_t stream) {
-  const int64_t groups = kGated ? p.intermediate / format::kFragRows : (p.intermediate + 31) / 32;
-  const dim3 grid(unsigned(p.max_tiles), unsigned(groups));
+  const dim3 grid(unsigned(p.max_tiles), unsigned(fc1_output_groups(p.intermediate, kGated)));
   prefer_shared_memory<fc1_kernel<kGated, kNT>>();
   launch_pdl(fc1_kernel<kGated, kNT>, grid, StreamShape::kThreads, 0, stream, p);
 }

@@ -41,6 +41,12 @@ struct Fc1Params {
   uint16_t* h = nullptr;
 };
 
+// Output groups of the streaming FC1 kernels: 16 outputs gated (a gate and an up row tile), 32 non-gated (two row
+// tiles); one group per block (fc1_kernel) or per warp (fc1_group_kernel).
+constexpr int64_t fc1_output_groups(int64_t intermediate, bool gated) {
+  return gated ? intermediate / 16 : (intermediate + 31) / 32;
+}
+
 void fc1_launch(const Fc1Params& params, void* stream);
 
 // fc1_launch's kernels with 128 weight rows per block (fc1_group_kernel; fc1_group_launch.cu).

@@ -12,7 +12,8 @@ namespace {
 
 template <int kNT>
 void launch(const Fc2Params& p, cudaStream_t stream) {
-  const dim3 grid(unsigned(p.max_tiles), unsigned((p.hidden + kGroupRows - 1) / kGroupRows));
+  const int64_t groups = fc2_output_groups(p.hidden);
+  const dim3 grid(unsigned(p.max_tiles), unsigned((groups + StreamShape::kWarps - 1) / StreamShape::kWarps));
   constexpr size_t kSmem = kGroupSmemBytes<kNT>;
   prefer_shared_memory<fc2_group_kernel<kNT>>();
   allow_dynamic_shared_memory<fc2_group_kernel<kNT>>(kSmem);

@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(StreamShape::kThreads, kGroupMinBlocks<kNT>) f
     return;
   }
   const int64_t group = int64_t(blockIdx.y) * StreamShape::kWarps + int(threadIdx.x) / 32;
-  const bool active = group < (p.hidden + 31) / 32;
+  const bool active = group < fc2_output_groups(p.hidden);
   const int rows = tile.row_end - tile.row_begin;
   const auto tokens = [&] {
     griddep_wait();  // h comes from FC1

@@ -12,7 +12,7 @@ namespace {
 
 template <int kNT>
 void launch(const Fc2Params& p, cudaStream_t stream) {
-  const dim3 grid(unsigned(p.max_tiles), unsigned((p.hidden + 31) / 32));
+  const dim3 grid(unsigned(p.max_tiles), unsigned(fc2_output_groups(p.hidden)));
   prefer_shared_memory<fc2_kernel<kNT>>();
   const size_t spread = spread_smem_bytes<fc2_kernel<kNT>>(int64_t(grid.x) * grid.y);
   launch_pdl(fc2_kernel<kNT>, grid, StreamShape::kThreads, spread, stream, p);

@@ -29,6 +29,10 @@ struct Fc2Params {
   float* y = nullptr;  // [P, H]
 };
 
+// Output groups of the streaming FC2 kernels: 32 outputs (two row tiles of w2); one group per block (fc2_kernel) or
+// per warp (fc2_group_kernel).
+constexpr int64_t fc2_output_groups(int64_t hidden) { return (hidden + 31) / 32; }
+
 void fc2_launch(const Fc2Params& params, void* stream);
 
 // fc2_launch's kernels with 128 weight rows per block (fc2_group_kernel; fc2_group_launch.cu).

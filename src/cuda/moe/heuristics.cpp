@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <iterator>
 
+#include "cuda/fc1/fc1_launch.hpp"
+#include "cuda/fc2/fc2_launch.hpp"
+
 namespace fp4moe::cuda {
 
 namespace {
@@ -57,9 +60,8 @@ int plan_weight_rows_per_block(const MoeConfig& c, int64_t tokens, int tile_rows
   const int64_t experts_hit = std::max<int64_t>(1, std::min(pairs, c.num_local_experts));
   const int64_t rows_per_expert = (pairs + experts_hit - 1) / experts_hit;
   const int64_t tiles = experts_hit * ((rows_per_expert + tile_rows - 1) / tile_rows);
-  const int64_t groups = gemm == StreamGemm::kFc2 ? (c.hidden + 31) / 32
-                         : c.gated()              ? c.intermediate / 16
-                                                  : (c.intermediate + 31) / 32;
+  const int64_t groups =
+      gemm == StreamGemm::kFc2 ? fc2_output_groups(c.hidden) : fc1_output_groups(c.intermediate, c.gated());
   const int64_t wide_blocks = tiles * ((groups + 3) / 4);
   return wide_blocks >= kWideBlocksMinGrid ? kWeightRowsPerBlockChoices[1] : kWeightRowsPerBlockChoices[0];
 }
