@@ -415,7 +415,7 @@ TEST_P(FeatureTest, EveryWorkTileSizeIsBitwiseEqual) {
     smallest.tile_rows = 8;
     const std::vector<uint16_t> reference = gpu_forward(runner, in->view(), smallest);
     EXPECT_TRUE(testing::any_nonzero(reference));
-    for (int rows : {8, 16, 32}) {
+    for (int rows : {8, 16, 24, 32}) {
       for (int block_rows : {32, 128}) {
         if (rows == 8 && block_rows == 32) continue;  // the reference
         RunOptions o;
@@ -436,7 +436,7 @@ TEST_P(FeatureTest, EveryWorkTileSizeIsBitwiseEqual) {
   for (const HostInputs* in : {&one, &repeated, &not_local}) {
     const std::vector<uint16_t> pairs = gpu_forward(runner, in->view());
     EXPECT_TRUE(std::any_of(pairs.begin(), pairs.end(), [](uint16_t v) { return (v & 0x7FFF) != 0; }));
-    for (int rows : {8, 16, 32}) {
+    for (int rows : {8, 16, 24, 32}) {
       RunOptions o;
       o.tile_rows = rows;
       o.weight_rows_per_block = 128;
@@ -469,7 +469,7 @@ TEST_P(FeatureTest, BlockShapesAreBitwiseEqualOnOddShapes) {
     testing::ensure_local_hits(odd, in, rng);
     const Runner gpu(prepare_weights(odd, layer.view(), Backend::kCuda));
     const Runner cpu(prepare_weights(odd, layer.view(), Backend::kCpu));
-    for (int rows : {8, 16, 32}) {
+    for (int rows : {8, 16, 24, 32}) {
       RunOptions split, shared;
       split.tile_rows = shared.tile_rows = rows;
       split.weight_rows_per_block = 32;

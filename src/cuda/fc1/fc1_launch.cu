@@ -1,4 +1,4 @@
-// Launcher of the FC1 kernel. Instantiation table: gated or not × 8, 16 or 32 rows per work tile.
+// Launcher of the FC1 kernel. Instantiation table: gated or not × 8, 16, 24 or 32 rows per work tile.
 #include <cuda_runtime.h>
 
 #include "cuda/common/cuda_check.hpp"
@@ -21,8 +21,9 @@ void launch_rows(const Fc1Params& p, cudaStream_t stream) {
   switch (p.tile_rows) {
     case 8: return launch<kGated, 1>(p, stream);
     case 16: return launch<kGated, 2>(p, stream);
+    case 24: return launch<kGated, 3>(p, stream);
     case 32: return launch<kGated, 4>(p, stream);
-    default: FP4MOE_CHECK(false, "FC1 work tile rows must be 8, 16 or 32, got ", p.tile_rows);
+    default: FP4MOE_CHECK(false, "FC1 work tile rows must be 8, 16, 24 or 32, got ", p.tile_rows);
   }
 }
 

@@ -10,7 +10,7 @@
 namespace fp4moe::cuda {
 
 struct Fc1Params {
-  // Routing: work tiles of tile_rows (8, 16 or 32; wgmma path 64 or 128) sorted rows of one expert each, or pair
+  // Routing: work tiles of tile_rows (8, 16, 24 or 32; wgmma path 64 or 128) sorted rows of one expert each, or pair
   // tiles
   WorkTiles work;
   int64_t max_tiles = 0;

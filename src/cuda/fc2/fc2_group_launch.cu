@@ -1,5 +1,5 @@
 // Launcher of the FC2 kernel with 128 weight rows per block (the h tile shared by 4 output groups). Instantiation
-// table: 8, 16 or 32 rows per work tile.
+// table: 8, 16, 24 or 32 rows per work tile.
 #include <cuda_runtime.h>
 
 #include "cuda/common/cuda_check.hpp"
@@ -28,8 +28,9 @@ void fc2_group_launch(const Fc2Params& p, void* stream_ptr) {
   switch (p.tile_rows) {
     case 8: return launch<1>(p, stream);
     case 16: return launch<2>(p, stream);
+    case 24: return launch<3>(p, stream);
     case 32: return launch<4>(p, stream);
-    default: FP4MOE_CHECK(false, "FC2 work tile rows must be 8, 16 or 32, got ", p.tile_rows);
+    default: FP4MOE_CHECK(false, "FC2 work tile rows must be 8, 16, 24 or 32, got ", p.tile_rows);
   }
 }
 

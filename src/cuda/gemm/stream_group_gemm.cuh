@@ -38,7 +38,7 @@ inline constexpr int kGroupRows = StreamShape::kWarps * StreamShape::kRowTiles *
 inline constexpr int kPiecesPerChunkRow = format::kFragK / 8;  // 16-byte pieces of one token row in one chunk
 
 // Blocks per SM the register budget must allow: where the weights are staged in shared memory (sm_90/sm_100), 4
-// for 8 and 16 token rows and 3 for 32 (as many as their shared memory allows); 2 elsewhere.
+// for 8, 16 and 24 token rows and 3 for 32 (as many as their shared memory allows); 2 elsewhere.
 template <int kNT>
 inline constexpr int kGroupMinBlocks = kStreamManyBlocks ? (kNT == 4 ? 3 : 4) : 2;
 
@@ -61,21 +61,26 @@ inline constexpr size_t kGroupSmemBytes =
         ? sizeof(GroupSmemOf<kNT, BulkStager>)
         : sizeof(GroupSmemOf<kNT, RegisterStager>);
 
-// The token pieces this thread copies per stage: 8 consecutive threads copy one row's 128 bytes of one chunk, 16
-// rows per pass of the block. Thread `tid` copies piece tid % 8 of row r0 = tid / 8 (kRows ≥ 16: rows r0 + 16·s,
-// s < kRowSlots; 8 rows: row r0 % 8, of chunk r0 / 8 + 2·m).
+// The token pieces this thread copies per stage. 8, 16 and 32 rows: 8 consecutive threads copy one row's 128 bytes
+// of one chunk, 16 rows per pass of the block, so copy m of thread `tid` is piece tid % 8 of row (r0 + 16·m) % kRows
+// of chunk (r0 + 16·m) / kRows, r0 = tid / 8: rows r0 % kRows (8, 16) or r0 and r0 + 16 (32). 24 rows (not a whole
+// number of passes): threads 0..95 copy pieces 2·(tid % 4) and 2·(tid % 4) + 1 of row tid / 4 in every chunk, so
+// each thread keeps one row.
 template <int kNT>
 struct GroupTokenCopier {
   static constexpr int kRows = 8 * kNT;
   static constexpr int kRowsPerPass = StreamShape::kThreads / kPiecesPerChunkRow;  // 16
-  static constexpr int kRowSlots = kRows > kRowsPerPass ? kRows / kRowsPerPass : 1;
+  static constexpr bool kPairs = kRows % kRowsPerPass != 0 && kRowsPerPass % kRows != 0;  // 24 rows
+  static constexpr int kPairThreadsPerRow = kPiecesPerChunkRow / 2;
+  static constexpr int kRowSlots = !kPairs && kRows > kRowsPerPass ? kRows / kRowsPerPass : 1;
   static constexpr int kCopies = kGroupStageChunks * kRows * kPiecesPerChunkRow / StreamShape::kThreads;
-  static_assert(kRows % kRowsPerPass == 0 || kRowsPerPass % kRows == 0, "rows map onto whole passes");
+  static_assert(kGroupStageChunks * kRows * kPiecesPerChunkRow % StreamShape::kThreads == 0, "whole copies");
+  static_assert(!kPairs || kRows * kPairThreadsPerRow <= StreamShape::kThreads, "one row per copying thread");
 
-  const uint16_t* row[kRowSlots];  // this thread's rows at k = 0; nullptr = no token
+  const uint16_t* row[kRowSlots];  // this thread's rows at k = 0; nullptr = no token (or no row to copy)
   const uint16_t* fallback;        // a valid address for zero-filling copies (not read)
 
-  // Row and chunk of copy m (compile-time slot, so `row` stays in registers).
+  // Row and chunk of copy m (8, 16, 32 rows), written so that the slot is a compile-time constant (r0 < 16).
   __device__ __forceinline__ static int row_of_copy(int m) {
     const int r0 = int(threadIdx.x) / kPiecesPerChunkRow;
     return kRows >= kRowsPerPass ? r0 + kRowsPerPass * (m % kRowSlots) : r0 % kRows;
@@ -84,16 +89,38 @@ struct GroupTokenCopier {
     const int r0 = int(threadIdx.x) / kPiecesPerChunkRow;
     return kRows >= kRowsPerPass ? m / kRowSlots : r0 / kRows + (kRowsPerPass / kRows) * m;
   }
+  // Row held in slot s (24 rows: -1 for threads that copy nothing).
+  __device__ __forceinline__ static int row_of_slot(int s) {
+    if constexpr (kPairs) {
+      const int r = int(threadIdx.x) / kPairThreadsPerRow;
+      return r < kRows ? r : -1;
+    } else {
+      return row_of_copy(s);
+    }
+  }
+
+  __device__ __forceinline__ void copy(int u, int n, int piece, const uint16_t* src, int64_t kk, int64_t k,
+                                       uint4 (*dst)[kRows][kPiecesPerChunkRow]) const {
+    const bool in = src != nullptr && kk < k;
+    cp_async_16(&dst[u][n][piece ^ (n % 8)], in ? src + kk : fallback, in ? 16u : 0u);
+  }
 
   __device__ __forceinline__ void issue(int64_t c, int64_t k, uint4 (*dst)[kRows][kPiecesPerChunkRow]) const {
-    const int piece = int(threadIdx.x) % kPiecesPerChunkRow;
+    if constexpr (kPairs) {
+      const int n = int(threadIdx.x) / kPairThreadsPerRow, piece = 2 * (int(threadIdx.x) % kPairThreadsPerRow);
+      if (n >= kRows) return;
 #pragma unroll
-    for (int m = 0; m < kCopies; ++m) {
-      const int n = row_of_copy(m), u = chunk_of_copy(m);
-      const uint16_t* src = row[m % kRowSlots];
-      const int64_t kk = (c + u) * format::kFragK + 8 * piece;
-      const bool in = src != nullptr && kk < k;
-      cp_async_16(&dst[u][n][piece ^ (n % 8)], in ? src + kk : fallback, in ? 16u : 0u);
+      for (int u = 0; u < kGroupStageChunks; ++u) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) copy(u, n, piece + h, row[0], (c + u) * format::kFragK + 8 * (piece + h), k, dst);
+      }
+    } else {
+      const int piece = int(threadIdx.x) % kPiecesPerChunkRow;
+#pragma unroll
+      for (int m = 0; m < kCopies; ++m) {
+        const int u = chunk_of_copy(m);
+        copy(u, row_of_copy(m), piece, row[m % kRowSlots], (c + u) * format::kFragK + 8 * piece, k, dst);
+      }
     }
   }
 };
@@ -104,7 +131,10 @@ __device__ __forceinline__ GroupTokenCopier<kNT> group_token_copier(RowOf&& row_
   using Copier = GroupTokenCopier<kNT>;
   Copier copier;
 #pragma unroll
-  for (int s = 0; s < Copier::kRowSlots; ++s) copier.row[s] = row_of(Copier::row_of_copy(s));
+  for (int s = 0; s < Copier::kRowSlots; ++s) {
+    const int n = Copier::row_of_slot(s);
+    copier.row[s] = n >= 0 ? row_of(n) : nullptr;
+  }
   copier.fallback = fallback;
   return copier;
 }

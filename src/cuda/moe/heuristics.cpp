@@ -12,14 +12,18 @@ namespace fp4moe::cuda {
 namespace {
 
 constexpr int64_t kSmallTileMaxRowsPerExpert = 6;
-// wgmma path (sm_90a), H100 W4A16 (bench/NOTES.md). At 16 rows per expert the streaming kernels with 16-row tiles
-// (4-chunk bulk stages) beat 64-row wgmma tiles: qwen3-30b T=256 243 vs 258 µs, qwen3-235b T=256 780 vs 855,
-// deepseek-v3 T=512 3477 vs 3708, mixtral T=64 458 vs 474. Above that an expert needs two 16-row tiles, each
-// streaming its weights, where one 64-row wgmma tile does (the session-4 sweep had wgmma ahead from 24 rows).
+// 24-row tiles (bench/NOTES.md, H100 W4A16, same session): at 16 rows per expert an expert mostly needs one 24-row
+// tile where ~45 % need two 16-row tiles, each decoding its weights: qwen3-235b T=256 0.63 → 0.69 of the floor,
+// deepseek-v3 T=512 0.64 → 0.72, mixtral T=64 0.57 → 0.71, qwen3-30b T=256 0.53 → 0.57; at 12 rows they lose
+// (qwen3-235b T=192 0.80 vs 0.72, deepseek-v3 T=384 0.81 vs 0.76).
+constexpr int64_t kMidTileMinRowsPerExpert = 14;
+// wgmma path (sm_90a). At 20 rows per expert 24-row streaming tiles beat what 64-row wgmma tiles reach at 16 and 32
+// rows (qwen3-235b T=320: 0.62 against 0.54 at T=256 and 0.52 at T=512; deepseek-v3 T=640 0.65 against 0.58 and
+// 0.56). Earlier, with 16-row tiles only: wgmma ahead from 17 rows (qwen3-30b T=384 265 vs 325 µs at 24 rows).
 // 128-row tiles win from ~128 rows per expert (deepseek-v3 T=4096: 8169 vs 9225 µs; mixtral T=512, 128 rows: 1145
 // vs 1230), tie at 64 (qwen3-30b T=1024: 417 vs 417; qwen3-235b: 1282 vs 1318) and lose at 32 (gpt-oss T=1024:
 // 1691 vs 1197).
-constexpr int64_t kWgmmaMinRowsPerExpert = 17;
+constexpr int64_t kWgmmaMinRowsPerExpert = 21;
 constexpr int64_t kWgmmaWideMinRowsPerExpert = 96;
 // Fewest 128-row blocks (about 8 per SM on the H100) for which the streaming kernels take that block shape.
 constexpr int64_t kWideBlocksMinGrid = 1024;
@@ -68,16 +72,17 @@ int plan_weight_rows_per_block(const MoeConfig& c, int64_t tokens, int tile_rows
 
 int plan_tile_rows(const MoeConfig& c, int64_t tokens, bool wgmma, int force_rows) {
   if (force_rows > 0) return force_rows;
-  // Rows per hit expert if the routing spreads evenly. H100, qwen3-30b-a3b W4A16 (bench/NOTES.md): 8-row tiles are
-  // fastest up to ~4 rows per expert, 16-row tiles from ~16 rows per expert on (also at 64 and more, where an
-  // expert's weights pass through L2 once per tile); 32-row tiles were slower everywhere (registers, occupancy).
+  // Rows per hit expert if the routing spreads evenly. H100 (bench/NOTES.md): 8-row tiles up to ~6 rows per
+  // expert, 16-row tiles up to ~13, 24-row tiles above (also without wgmma); 32-row tiles lose to 24 (registers,
+  // occupancy: 3 blocks per SM).
   const int64_t pairs = tokens * c.top_k;
   const int64_t experts_hit = std::max<int64_t>(1, std::min(pairs, c.num_local_experts));
   const int64_t rows_per_expert = (pairs + experts_hit - 1) / experts_hit;
   if (wgmma && rows_per_expert >= kWgmmaMinRowsPerExpert) {
     return rows_per_expert >= kWgmmaWideMinRowsPerExpert ? 128 : 64;
   }
-  return rows_per_expert <= kSmallTileMaxRowsPerExpert ? 8 : 16;
+  if (rows_per_expert <= kSmallTileMaxRowsPerExpert) return 8;
+  return rows_per_expert < kMidTileMinRowsPerExpert ? 16 : 24;
 }
 
 }  // namespace fp4moe::cuda

@@ -14,7 +14,7 @@
 namespace fp4moe::cuda {
 
 // Work tile rows of the weight-streaming kernels (any GPU) and of the wgmma kernels (sm_90a, large batches).
-inline constexpr int kTileRowChoices[] = {8, 16, 32};
+inline constexpr int kTileRowChoices[] = {8, 16, 24, 32};
 inline constexpr int kWgmmaTileRowChoices[] = {64, 128};
 
 // Whether `rows` is one of kTileRowChoices or kWgmmaTileRowChoices.
