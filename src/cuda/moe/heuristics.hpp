@@ -1,7 +1,7 @@
 // Work-tile selection of the CUDA fused MoE (host only), from the call's shape alone (no host synchronization, so
 // never from the actual routing). The FC1/FC2 kernels stream each hit expert's weights once per work tile of
 // `tile_rows` sorted rows; small tiles keep the MMA narrow when few tokens hit an expert, large tiles cut the
-// number of times an expert's weights pass through L2 when many do. The streaming tile sizes (8, 16, 32) sum in
+// number of times an expert's weights pass through L2 when many do. The streaming tile sizes (8, 16, 24, 32) sum in
 // the same order, so the choice among them never changes results. The wgmma path (64- or 128-row tiles, sm_90a)
 // sums in another order: its results equal the streaming path's up to fp32 rounding, and are the same for both of
 // its tile sizes. Thresholds from `fp4moe bench` on the H100 (bench/NOTES.md).
