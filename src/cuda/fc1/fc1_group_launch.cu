@@ -4,6 +4,7 @@
 
 #include "cuda/common/cuda_check.hpp"
 #include "cuda/fc1/fc1_kernel.cuh"
+#include "cuda/gemm/stream_tiles.hpp"
 #include "fp4moe/error.hpp"
 
 namespace fp4moe::cuda {
@@ -20,23 +21,14 @@ void launch(const Fc1Params& p, cudaStream_t stream) {
   launch_pdl(fc1_group_kernel<kGated, kNT>, grid, StreamShape::kThreads, kSmem, stream, p);
 }
 
-template <bool kGated>
-void launch_rows(const Fc1Params& p, cudaStream_t stream) {
-  switch (p.tile_rows) {
-    case 8: return launch<kGated, 1>(p, stream);
-    case 16: return launch<kGated, 2>(p, stream);
-    case 24: return launch<kGated, 3>(p, stream);
-    case 32: return launch<kGated, 4>(p, stream);
-    default: FP4MOE_CHECK(false, "FC1 work tile rows must be 8, 16, 24 or 32, got ", p.tile_rows);
-  }
-}
-
 }  // namespace
 
 void fc1_group_launch(const Fc1Params& p, void* stream_ptr) {
   if (p.max_tiles == 0) return;
   auto stream = static_cast<cudaStream_t>(stream_ptr);
-  p.gated ? launch_rows<true>(p, stream) : launch_rows<false>(p, stream);
+  with_stream_tile(p.tile_rows, "FC1", [&](auto nt) {
+    p.gated ? launch<true, nt()>(p, stream) : launch<false, nt()>(p, stream);
+  });
 }
 
 }  // namespace fp4moe::cuda

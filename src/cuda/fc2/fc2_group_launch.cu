@@ -4,6 +4,7 @@
 
 #include "cuda/common/cuda_check.hpp"
 #include "cuda/fc2/fc2_kernel.cuh"
+#include "cuda/gemm/stream_tiles.hpp"
 #include "fp4moe/error.hpp"
 
 namespace fp4moe::cuda {
@@ -25,13 +26,7 @@ void launch(const Fc2Params& p, cudaStream_t stream) {
 void fc2_group_launch(const Fc2Params& p, void* stream_ptr) {
   if (p.max_tiles == 0) return;
   auto stream = static_cast<cudaStream_t>(stream_ptr);
-  switch (p.tile_rows) {
-    case 8: return launch<1>(p, stream);
-    case 16: return launch<2>(p, stream);
-    case 24: return launch<3>(p, stream);
-    case 32: return launch<4>(p, stream);
-    default: FP4MOE_CHECK(false, "FC2 work tile rows must be 8, 16, 24 or 32, got ", p.tile_rows);
-  }
+  with_stream_tile(p.tile_rows, "FC2", [&](auto nt) { launch<nt()>(p, stream); });
 }
 
 }  // namespace fp4moe::cuda

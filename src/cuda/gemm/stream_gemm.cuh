@@ -99,11 +99,8 @@ __device__ __forceinline__ StreamRange stream_warp_range(int64_t k_tiles) {
   return {k_tiles * warp / StreamShape::kWarps, k_tiles * (warp + 1) / StreamShape::kWarps};
 }
 
-// acc = this warp's partial sum over the chunks of its range (zeroed first); the stager was started.
 template <int kNT>
-__device__ __forceinline__ void stream_mainloop(WeightStager& stager, const StreamTokens<kNT>& x, int64_t k,
-                                                StreamRange r, StreamAcc<kNT>& acc) {
-  constexpr int kDepth = WeightStager::kDepth, kSub = WeightStager::kStageChunks;
+__device__ __forceinline__ void zero_acc(StreamAcc<kNT>& acc) {
 #pragma unroll
   for (int i = 0; i < StreamShape::kRowTiles; ++i) {
 #pragma unroll
@@ -112,6 +109,14 @@ __device__ __forceinline__ void stream_mainloop(WeightStager& stager, const Stre
       for (int f = 0; f < 4; ++f) acc[i][j][f] = 0.0f;
     }
   }
+}
+
+// acc = this warp's partial sum over the chunks of its range (zeroed first); the stager was started.
+template <int kNT>
+__device__ __forceinline__ void stream_mainloop(WeightStager& stager, const StreamTokens<kNT>& x, int64_t k,
+                                                StreamRange r, StreamAcc<kNT>& acc) {
+  constexpr int kDepth = WeightStager::kDepth, kSub = WeightStager::kStageChunks;
+  zero_acc<kNT>(acc);
   TokenChunk<kNT> xbuf[2];
   if (r.begin < r.end) load_token_chunk(x, r.begin, k, xbuf[0]);
   for (int64_t c = r.begin; c < r.end; c += kDepth * kSub) {

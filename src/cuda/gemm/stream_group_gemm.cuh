@@ -208,23 +208,15 @@ struct KRanges {
   }
 };
 
-// sums = this warp's 32 rows × the tile's tokens over all of K. All threads of the block call it (token copies and
+// acc = this warp's 32 rows × the tile's tokens over all of K (during the loop: the sum of the open K range). All threads of the block call it (token copies and
 // block barriers); an inactive warp (rows past the matrix) copies tokens but streams no weights.
 template <int kNT>
 __device__ __forceinline__ void group_mainloop(WeightStager& stager, bool active, const GroupTokenCopier<kNT>& copier,
                                                int64_t k, int64_t k_tiles, GroupSmem<kNT>& smem,
-                                               StreamAcc<kNT>& sums) {
+                                               StreamAcc<kNT>& acc) {
   constexpr int kDepth = WeightStager::kDepth, kSub = WeightStager::kStageChunks;
   auto& total = smem.total[int(threadIdx.x) / 32];
-  StreamAcc<kNT>& acc = sums;
-#pragma unroll
-  for (int i = 0; i < StreamShape::kRowTiles; ++i) {
-#pragma unroll
-    for (int j = 0; j < kNT; ++j) {
-#pragma unroll
-      for (int f = 0; f < 4; ++f) acc[i][j][f] = 0.0f;
-    }
-  }
+  zero_acc<kNT>(acc);
   KRanges ranges(k_tiles);
   ranges.complete<kNT>(0, total, acc);
   copier.issue(0, k, smem.tokens[0]);
@@ -263,7 +255,7 @@ __device__ __forceinline__ void group_mainloop(WeightStager& stager, bool active
 #pragma unroll
     for (int j = 0; j < kNT; ++j) {
 #pragma unroll
-      for (int f = 0; f < 4; ++f) sums[i][j][f] = total[i][j][f][lane];
+      for (int f = 0; f < 4; ++f) acc[i][j][f] = total[i][j][f][lane];
     }
   }
 }
@@ -272,11 +264,11 @@ __device__ __forceinline__ void group_mainloop(WeightStager& stager, bool active
 // the tokens come from it) and returns the token copier.
 template <int kNT, class TokensFn>
 __device__ __forceinline__ void stream_group_gemm(const StreamWeights& w, bool active, TokensFn&& tokens, int64_t k,
-                                                  int64_t k_tiles, GroupSmem<kNT>& smem, StreamAcc<kNT>& sums) {
+                                                  int64_t k_tiles, GroupSmem<kNT>& smem, StreamAcc<kNT>& acc) {
   WeightStager stager;
   if (active) stager.start(w, StreamRange{0, k_tiles}, smem.weights);
   const GroupTokenCopier<kNT> copier = tokens();
-  group_mainloop<kNT>(stager, active, copier, k, k_tiles, smem, sums);
+  group_mainloop<kNT>(stager, active, copier, k, k_tiles, smem, acc);
 }
 
 }  // namespace fp4moe::cuda
