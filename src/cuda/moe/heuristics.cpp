@@ -28,6 +28,17 @@ constexpr int64_t kWgmmaWideMinRowsPerExpert = 96;
 // Fewest 128-row blocks (about 8 per SM on the H100) for which the streaming kernels take that block shape.
 constexpr int64_t kWideBlocksMinGrid = 1024;
 
+// The experts a call hits and the rows each gets if the routing spreads its pairs evenly (the heuristics see the
+// shape only, never the routing).
+struct EvenRouting {
+  int64_t experts_hit, rows_per_expert;
+};
+EvenRouting even_routing(const MoeConfig& c, int64_t tokens) {
+  const int64_t pairs = tokens * c.top_k;
+  const int64_t experts_hit = std::max<int64_t>(1, std::min(pairs, c.num_local_experts));
+  return {experts_hit, (pairs + experts_hit - 1) / experts_hit};
+}
+
 }  // namespace
 
 bool is_tile_rows_choice(int rows) {
@@ -60,10 +71,8 @@ int plan_weight_rows_per_block(const MoeConfig& c, int64_t tokens, int tile_rows
   // vs 0.74), and so do grids of few long blocks: mixtral T=64 (8 experts; FC2 has ~400 blocks of 224 chunks per
   // warp) 0.55 vs 0.50-0.53.
   if (tile_rows < 16) return kWeightRowsPerBlockChoices[0];
-  const int64_t pairs = tokens * c.top_k;
-  const int64_t experts_hit = std::max<int64_t>(1, std::min(pairs, c.num_local_experts));
-  const int64_t rows_per_expert = (pairs + experts_hit - 1) / experts_hit;
-  const int64_t tiles = experts_hit * ((rows_per_expert + tile_rows - 1) / tile_rows);
+  const EvenRouting r = even_routing(c, tokens);
+  const int64_t tiles = r.experts_hit * ((r.rows_per_expert + tile_rows - 1) / tile_rows);
   const int64_t groups =
       gemm == StreamGemm::kFc2 ? fc2_output_groups(c.hidden) : fc1_output_groups(c.intermediate, c.gated());
   const int64_t wide_blocks = tiles * ((groups + 3) / 4);
@@ -75,9 +84,7 @@ int plan_tile_rows(const MoeConfig& c, int64_t tokens, bool wgmma, int force_row
   // Rows per hit expert if the routing spreads evenly. H100 (bench/NOTES.md): 8-row tiles up to ~6 rows per
   // expert, 16-row tiles up to ~13, 24-row tiles above (also without wgmma); 32-row tiles lose to 24 (registers,
   // occupancy: 3 blocks per SM).
-  const int64_t pairs = tokens * c.top_k;
-  const int64_t experts_hit = std::max<int64_t>(1, std::min(pairs, c.num_local_experts));
-  const int64_t rows_per_expert = (pairs + experts_hit - 1) / experts_hit;
+  const int64_t rows_per_expert = even_routing(c, tokens).rows_per_expert;
   if (wgmma && rows_per_expert >= kWgmmaMinRowsPerExpert) {
     return rows_per_expert >= kWgmmaWideMinRowsPerExpert ? 128 : 64;
   }
