@@ -3,6 +3,7 @@
 // host computation: stable order by local expert with the non-local pairs last, offsets, positions and work tiles of
 // 8 to 64 rows. Cases: P = 1, 8, odd sizes, 4096 (largest small) and 4097 (sort only), E_local = 1, E_local at and
 // past kRouteSmallMaxExperts, all pairs on one expert, ids out of range, random ids (fresh seed, printed on failure).
+// In W4A4 the same launch quantizes x (both paths): bit for bit the CPU's quantization, routing outputs unchanged.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "cuda/route/route_launch.hpp"
+#include "fp4moe/nvfp4.hpp"
 #include "gpu/gpu_test_util.hpp"
 #include "test_util.hpp"
 
@@ -128,8 +130,10 @@ struct RouteWorkspace {
   }
 };
 
-void run_route(const RouteCase& c, const DeviceBuffer& ids, const RouteWorkspace& ws, bool force_sort) {
+void run_route(const RouteCase& c, const DeviceBuffer& ids, const RouteWorkspace& ws, bool force_sort,
+               const cuda::QuantizeParams* quantize = nullptr) {
   RouteParams p;
+  if (quantize) p.quantize = *quantize;
   p.ids.topk_ids = static_cast<const int32_t*>(ids.get());
   p.ids.pairs = c.pairs;
   p.ids.num_experts = c.num_experts;
@@ -146,7 +150,7 @@ void run_route(const RouteCase& c, const DeviceBuffer& ids, const RouteWorkspace
 void expect_same_outputs(const RouteWorkspace& small, const RouteWorkspace& sort) {
   auto same = [](const DeviceBuffer& a, const DeviceBuffer& b, const char* name) {
     const auto x = a.to_host<uint8_t>(), y = b.to_host<uint8_t>();
-    EXPECT_TRUE(x == y) << name << " differs between the small path and the sort path";
+    EXPECT_TRUE(x == y) << name << " differs between the two runs";
   };
   same(small.keys_sorted, sort.keys_sorted, "keys_sorted");
   same(small.pairs_sorted, sort.pairs_sorted, "pairs_sorted");
@@ -235,6 +239,53 @@ TEST(RouteGpu, RandomShapes) {
     c.ids = Ids(rng() % 4);
     c.tile_rows = 8 << (rng() % 4);  // 8..64: the pre-pass takes any size
     check_case(c, seed + 1000 + uint64_t(n));
+  }
+}
+
+// W4A4: the routing launch also quantizes x (RouteParams::quantize: spare blocks of the small path, a quantize
+// launch after the sort path). x is strided; its dequantized values must equal the CPU's quantize_block bit for bit,
+// and the routing outputs must equal a run without it.
+TEST(RouteGpu, QuantizesXInTheSameLaunch) {
+  FP4MOE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  SCOPED_TRACE(::testing::Message() << "seed=" << seed);
+  constexpr int64_t kRows = 37, kK = 2048, kLd = kK + 8;
+  std::vector<uint16_t> x(size_t(kRows * kLd));
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (uint16_t& v : x) v = float_to_bf16(normal(rng));
+  std::vector<uint16_t> expected(size_t(kRows * kK));
+  for (int64_t r = 0; r < kRows; ++r) {
+    for (int64_t b = 0; b < kK / kBlockSize; ++b) {
+      float block[kBlockSize];
+      for (int i = 0; i < kBlockSize; ++i) block[i] = bf16_to_float(x[size_t(r * kLd + b * kBlockSize + i)]);
+      uint8_t packed[kBlockSize / 2];
+      const uint8_t sf = quantize_block(block, 2.5f, packed);
+      for (int i = 0; i < kBlockSize; ++i) {
+        expected[size_t(r * kK + b * kBlockSize + i)] = float_to_bf16(dequant_unscaled(fp4_get(packed, i), sf));
+      }
+    }
+  }
+  const DeviceBuffer d_x = DeviceBuffer::from_host(x);
+  for (const RouteCase& c : {RouteCase{8, 64, 64, 0, Ids::kUniform}, RouteCase{4096, 256, 256, 0, Ids::kUniform},
+                             RouteCase{4097, 256, 256, 0, Ids::kUniform}}) {
+    for (bool force_sort : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "P=" << c.pairs << (force_sort ? " sort path" : ""));
+      const DeviceBuffer d_ids = DeviceBuffer::from_host(make_ids(c, rng));
+      DeviceBuffer dequant(size_t(kRows * kK) * 2, kPoison);
+      cuda::QuantizeParams q;
+      q.x = static_cast<const uint16_t*>(d_x.get());
+      q.rows = kRows;
+      q.k = kK;
+      q.x_ld = kLd;
+      q.global_scale = 2.5f;
+      q.dequant = static_cast<uint16_t*>(dequant.get());
+      const RouteWorkspace with(c), without(c);
+      run_route(c, d_ids, with, force_sort, &q);
+      run_route(c, d_ids, without, force_sort);
+      expect_same_outputs(with, without);
+      EXPECT_TRUE(dequant.to_host<uint16_t>() == expected) << "x quantized by the routing launch";
+    }
   }
 }
 

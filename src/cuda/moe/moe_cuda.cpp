@@ -1,6 +1,6 @@
 // The CUDA fused-MoE path on the host side: workspace layout and the launch sequence
-// route → [quantize x (W4A4, BF16 x)] → [x into the MMA k order (wgmma path)] → fc1 → fc2 → combine, all on one
-// stream without host synchronization.
+// route (W4A4 streaming path: and quantize x) → [quantize x (W4A4 otherwise)] → [x into the MMA k order (wgmma
+// path)] → fc1 → fc2 → combine, all on one stream without host synchronization.
 #include <algorithm>
 
 #include "cuda/combine/combine_launch.hpp"
@@ -85,21 +85,26 @@ RouteBuffers route_buffers(void* ws, const Layout& l) {
   return rb;
 }
 
-// W4A4: x quantized with gs1 (or the caller's pre-quantized x) as exact BF16 values, which FC1 reads like W4A16 x.
+// W4A4, BF16 x: the quantize pass that writes x with gs1 as exact BF16 values e2m1·sf, which FC1 reads like W4A16 x.
+QuantizeParams x_quantize_params(const MoeLaunch& m, const Layout& l) {
+  QuantizeParams q;
+  q.x = m.x;
+  q.rows = m.tokens;
+  q.k = m.config->hidden;
+  q.x_ld = m.x_ld;
+  q.global_scale = m.gs1;
+  q.dequant = section<uint16_t>(m.workspace, l.x_staged);
+  return q;
+}
+
+// W4A4: x quantized with gs1 (or the caller's pre-quantized x) as exact BF16 values, launched on its own.
 const uint16_t* dequantized_x(const MoeLaunch& m, const Layout& l, void* stream) {
   const MoeConfig& c = *m.config;
   uint16_t* deq = section<uint16_t>(m.workspace, l.x_staged);
   if (m.x_fp4) {
     launch_dequantize_nvfp4({m.x_fp4, m.x_scale, m.tokens, c.hidden, deq}, stream);
   } else {
-    QuantizeParams q;
-    q.x = m.x;
-    q.rows = m.tokens;
-    q.k = c.hidden;
-    q.x_ld = m.x_ld;
-    q.global_scale = m.gs1;
-    q.dequant = deq;
-    launch_quantize_nvfp4(q, stream);
+    launch_quantize_nvfp4(x_quantize_params(m, l), stream);
   }
   return deq;
 }
@@ -149,6 +154,10 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   route.ids = {m.topk_ids, pairs, c.num_experts, c.num_local_experts, c.expert_offset};
   route.tile_rows = tile_rows;
   route.buffers = route_buffers(ws, l);
+  const bool w4a4 = c.mode == Mode::kW4A4;
+  // W4A4 with BF16 x on the streaming path: the routing launch quantizes x as well, one launch fewer before FC1.
+  const bool x_in_route = w4a4 && !m.x_fp4 && !wgmma && !pair_tiles;
+  if (x_in_route) route.quantize = x_quantize_params(m, l);
   const RouteBuffers& rb = route.buffers;
   if (!pair_tiles) route_launch(route, stream);
   WorkTiles work;
@@ -159,7 +168,6 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   work.position = rb.position;
   work.ids = route.ids;
 
-  const bool w4a4 = c.mode == Mode::kW4A4;
   Fc1Params f1;
   f1.work = work;
   f1.max_tiles = max_tiles;
@@ -167,8 +175,12 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f1.weight_rows_per_block =
       wgmma ? 0 : plan_weight_rows_per_block(c, m.tokens, tile_rows, StreamGemm::kFc1, m.force_weight_rows_per_block);
   f1.top_k = c.top_k;
-  f1.tiles_ready_early = w4a4;  // the quantize pass in between waits for its predecessor before FC1 launches
-  f1.x = wgmma ? reordered_x(m, l, stream) : w4a4 ? dequantized_x(m, l, stream) : m.x;
+  // A quantize pass of its own between the routing and FC1 waits for its predecessor before FC1 launches.
+  f1.tiles_ready_early = w4a4 && !x_in_route;
+  f1.x = wgmma            ? reordered_x(m, l, stream)
+         : x_in_route     ? route.quantize.dequant
+         : w4a4           ? dequantized_x(m, l, stream)
+                          : m.x;
   f1.x_ld = wgmma || w4a4 ? c.hidden : m.x_ld;
   f1.w4a4 = w4a4;
   f1.gs1 = m.gs1;

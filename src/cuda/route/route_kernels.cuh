@@ -13,6 +13,7 @@
 #include <cub/block/block_scan.cuh>
 
 #include "cuda/common/launch.cuh"
+#include "cuda/quantize/quantize_blocks.cuh"
 #include "cuda/route/route_launch.hpp"
 #include "cuda/route/work_tiles.cuh"
 
@@ -150,14 +151,20 @@ static_assert(sizeof(RouteSmallStorage<kRouteSmallMaxPairs / kRouteSmallThreads>
                       route_small_dynamic_smem(kRouteSmallMaxExperts) <= 48 * 1024,
               "route_small_kernel must fit the default 48 KB of shared memory");
 
-// The whole pre-pass in one block of kRouteSmallThreads threads, P <= kRouteSmallThreads · kItems; dynamic shared
-// memory: route_small_dynamic_smem(E_local). end_bit: bits of the largest key (E_local + 1).
+// The whole pre-pass in block 0 of kRouteSmallThreads threads, P <= kRouteSmallThreads · kItems; dynamic shared
+// memory: route_small_dynamic_smem(E_local). end_bit: bits of the largest key (E_local + 1). Blocks 1.. quantize x
+// (RouteParams::quantize), so that FC1 waits for one launch instead of two.
 template <int kItems>
 __global__ void __launch_bounds__(kRouteSmallThreads) route_small_kernel(RouteParams p, int end_bit) {
   __shared__ RouteSmallStorage<kItems> smem;
   extern __shared__ int32_t route_offsets[];
-  griddep_wait();  // topk_ids may come from the caller's previous kernel
+  griddep_wait();  // topk_ids and x may come from the caller's previous kernel
   griddep_launch_dependents();
+  if (blockIdx.x > 0) {
+    quantize_nvfp4_blocks(p.quantize, int64_t(blockIdx.x - 1) * blockDim.x + threadIdx.x,
+                          int64_t(gridDim.x - 1) * blockDim.x);
+    return;
+  }
   sort_pairs_in_block<kItems>(p, smem, end_bit);
   offsets_from_sorted_keys(p, smem.after.keys, route_offsets);
   write_tiles<kRouteSmallThreads>(p, route_offsets, smem.after.scan);

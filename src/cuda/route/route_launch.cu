@@ -17,6 +17,14 @@ unsigned grid_for(int64_t n, int threads) {
   return unsigned(std::clamp<int64_t>((n + threads - 1) / threads, 1, 4096));
 }
 
+// Blocks of the one-launch path that quantize x besides the routing block: one thread per 16-value block, at most
+// as many blocks as fill the GPU a few times over (they stride).
+unsigned quantize_blocks(const QuantizeParams& q) {
+  if (q.rows == 0) return 0;
+  const int64_t blocks = q.rows * (q.k / kBlockSize);
+  return unsigned(std::clamp<int64_t>((blocks + kRouteSmallThreads - 1) / kRouteSmallThreads, 1, 1024));
+}
+
 bool use_small_path(const RouteParams& p) {
   return !p.force_sort && p.ids.pairs <= kRouteSmallMaxPairs && p.ids.local_experts <= kRouteSmallMaxExperts;
 }
@@ -42,11 +50,12 @@ void route_launch(const RouteParams& p, void* stream_ptr) {
   if (use_small_path(p)) {
     const int end_bit = int(std::bit_width(uint64_t(p.ids.local_experts + 1)));
     const size_t smem = route_small_dynamic_smem(p.ids.local_experts);
+    const unsigned grid = 1 + quantize_blocks(p.quantize);
     if (p.ids.pairs <= kRouteSmallThreads) {
-      launch_pdl(route_small_kernel<1>, 1, kRouteSmallThreads, smem, stream, p, end_bit);
+      launch_pdl(route_small_kernel<1>, grid, kRouteSmallThreads, smem, stream, p, end_bit);
     } else {
-      launch_pdl(route_small_kernel<kRouteSmallMaxPairs / kRouteSmallThreads>, 1, kRouteSmallThreads, smem, stream, p,
-                 end_bit);
+      launch_pdl(route_small_kernel<kRouteSmallMaxPairs / kRouteSmallThreads>, grid, kRouteSmallThreads, smem, stream,
+                 p, end_bit);
     }
     return;
   }
@@ -63,6 +72,7 @@ void route_launch(const RouteParams& p, void* stream_ptr) {
   FP4MOE_CUDA_CHECK(cudaGetLastError());
   route_positions_kernel<<<grid_for(p.ids.pairs, kThreads), kThreads, 0, stream>>>(p);
   FP4MOE_CUDA_CHECK(cudaGetLastError());
+  if (p.quantize.rows > 0) launch_quantize_nvfp4(p.quantize, stream);
 }
 
 }  // namespace fp4moe::cuda

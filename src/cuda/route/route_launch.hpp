@@ -1,11 +1,14 @@
 // Host-side interface of the routing pre-pass: (token, slot) pairs sorted by local expert, stably (token order is
 // kept inside each expert), per-expert offsets and the work tiles (tile_rows rows each). All on the device. Small
-// batches (P <= kRouteSmallMaxPairs) take one single-block launch; larger ones a CUB radix sort. Both paths write the
+// batches (P <= kRouteSmallMaxPairs) take one launch (one routing block, plus blocks that quantize x in W4A4);
+// larger ones a CUB radix sort. Both paths write the
 // same outputs bit for bit. WorkTiles tells the GEMM and combine kernels where their tiles come from.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+
+#include "cuda/quantize/quantize_launch.hpp"
 
 namespace fp4moe::cuda {
 
@@ -64,6 +67,9 @@ struct RouteParams {
   int tile_rows = 64;  // rows of one work tile
   RouteBuffers buffers;
   bool force_sort = false;  // always take the CUB sort path (tests compare both paths)
+  // W4A4 (rows > 0): x quantized for FC1 in the same launch, by blocks of the one-launch path besides the routing
+  // block (the sort path launches the quantize pass after the routing). One launch fewer before FC1.
+  QuantizeParams quantize;
 };
 
 void route_launch(const RouteParams& params, void* stream);
