@@ -8,6 +8,7 @@
 
 #include "cuda/common/cuda_check.hpp"
 #include "cuda/route/route_kernels.cuh"
+#include "fp4moe/error.hpp"
 
 namespace fp4moe::cuda {
 
@@ -47,6 +48,9 @@ size_t route_sort_temp_bytes(int64_t pairs) {
 void route_launch(const RouteParams& p, void* stream_ptr) {
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   if (p.ids.pairs == 0) return;
+  // The 128x4 scale layout needs its padding zeroed first, which only launch_quantize_nvfp4 does.
+  FP4MOE_CHECK(p.quantize.rows == 0 || !(p.quantize.swizzled && p.quantize.scales),
+               "the routing launch quantizes x only into linear scales or dequantized values");
   if (use_small_path(p)) {
     const int end_bit = int(std::bit_width(uint64_t(p.ids.local_experts + 1)));
     const size_t smem = route_small_dynamic_smem(p.ids.local_experts);
