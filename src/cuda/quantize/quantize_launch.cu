@@ -8,6 +8,11 @@
 
 namespace fp4moe::cuda {
 
+unsigned quantize_grid(const QuantizeParams& p, int threads) {
+  const int64_t blocks = p.rows * (p.k / kBlockSize);
+  return unsigned(std::min<int64_t>((blocks + threads - 1) / threads, int64_t(1) << 20));
+}
+
 void launch_quantize_nvfp4(const QuantizeParams& p, void* stream_ptr) {
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   const int64_t blocks = p.rows * (p.k / kBlockSize);
@@ -18,8 +23,7 @@ void launch_quantize_nvfp4(const QuantizeParams& p, void* stream_ptr) {
   }
   if (blocks == 0) return;
   constexpr int kThreads = 256;
-  const int64_t grid = std::min<int64_t>((blocks + kThreads - 1) / kThreads, int64_t(1) << 20);
-  launch_pdl(quantize_nvfp4_kernel, unsigned(grid), kThreads, 0, stream, p);
+  launch_pdl(quantize_nvfp4_kernel, quantize_grid(p, kThreads), kThreads, 0, stream, p);
 }
 
 void launch_dequantize_nvfp4(const DequantizeParams& p, void* stream_ptr) {

@@ -18,14 +18,6 @@ unsigned grid_for(int64_t n, int threads) {
   return unsigned(std::clamp<int64_t>((n + threads - 1) / threads, 1, 4096));
 }
 
-// Blocks of the one-launch path that quantize x besides the routing block: one thread per 16-value block, at most
-// as many blocks as fill the GPU a few times over (they stride).
-unsigned quantize_blocks(const QuantizeParams& q) {
-  if (q.rows == 0) return 0;
-  const int64_t blocks = q.rows * (q.k / kBlockSize);
-  return unsigned(std::clamp<int64_t>((blocks + kRouteSmallThreads - 1) / kRouteSmallThreads, 1, 1024));
-}
-
 bool use_small_path(const RouteParams& p) {
   return !p.force_sort && p.ids.pairs <= kRouteSmallMaxPairs && p.ids.local_experts <= kRouteSmallMaxExperts;
 }
@@ -54,7 +46,7 @@ void route_launch(const RouteParams& p, void* stream_ptr) {
   if (use_small_path(p)) {
     const int end_bit = int(std::bit_width(uint64_t(p.ids.local_experts + 1)));
     const size_t smem = route_small_dynamic_smem(p.ids.local_experts);
-    const unsigned grid = 1 + quantize_blocks(p.quantize);
+    const unsigned grid = 1 + (p.quantize.rows > 0 ? quantize_grid(p.quantize, kRouteSmallThreads) : 0);
     if (p.ids.pairs <= kRouteSmallThreads) {
       launch_pdl(route_small_kernel<1>, grid, kRouteSmallThreads, smem, stream, p, end_bit);
     } else {
