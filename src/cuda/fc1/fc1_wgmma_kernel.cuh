@@ -57,7 +57,7 @@ using Fc1Smem = WgmmaSmem<kN, Fc1Stage>;
 // Producer warpgroup, one item: the row table of the tile (x of the token of each sorted row), then the pipeline.
 template <bool kGated, int kN>
 __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const RouteTile& tile, int64_t block_group,
-                                                  Fc1Smem<kN>& smem, int64_t& chunk) {
+                                                  Fc1Smem<kN>& smem, int64_t& chunk FP4MOE_PROF_ARG) {
   named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
   for (int r = wgmma_thread(); r < kN; r += 128) {
     const bool in = r < tile.row_end - tile.row_begin;
@@ -67,7 +67,7 @@ __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const Rout
   const int64_t first_group = kWgmmaConsumers * block_group;
   const auto row_tile = [&](int consumer, int h) { return fc1_wgmma_row_tile<kGated>(p, first_group + consumer, h); };
   const WgmmaWeights w = wgmma_weights(p.w13, tile.expert, row_tile);
-  wgmma_produce(smem, w, p.w13.k_tiles, chunk);
+  wgmma_produce(smem, w, p.w13.k_tiles, chunk FP4MOE_PROF_PASS);
 }
 
 // Stage alpha · acc of tokens kPass·64..: half h, column 16·warp + row, token n - kPass·64. Accumulator i holds
@@ -85,10 +85,57 @@ __device__ __forceinline__ void fc1_stage_acc(const WgmmaAcc<kN>& acc, float alp
   }
 }
 
-// One pass of the epilogue: alpha, activation, (W4A4) requantization and the BF16 store of h for kFc1StageTokens
-// tokens. The accumulators go through shared memory, so the activation runs in one rolled loop (compact code: the
-// unrolled form overflowed the instruction cache) and a warp stores 64 columns of one token row (128 contiguous
-// bytes in the MMA k order).
+// Activation, (W4A4) requantization and BF16 store of the staged outputs of kFc1StageTokens tokens: a warp stores 64
+// columns of one token row (128 contiguous bytes in the MMA k order). Each warp takes kFc1RowsAtOnce token rows per
+// iteration: independent activation chains that hide each other's latency (one row at a time, the epilogue was
+// latency-bound: ~17k cycles per item at qwen3-30b). The activation is a template argument, so the loop holds one
+// activation's code: the rolled loop stays small for the instruction cache.
+inline constexpr int kFc1RowsAtOnce = 4;
+
+template <Activation kAct, bool kGated, int kPass>
+__device__ __forceinline__ void fc1_wgmma_store_pass(const Fc1Params& p, const RouteTile& tile, int64_t group,
+                                                     const Fc1Stage& stage) {
+  constexpr int kOuts = kGated ? 1 : kWgmmaHalves;
+  const int rows = tile.row_end - tile.row_begin;
+  const int lane = int(threadIdx.x) % 32;
+#pragma unroll 1
+  for (int n0 = wgmma_warp(); n0 < kFc1StageTokens; n0 += 4 * kFc1RowsAtOnce) {
+    float v[kFc1RowsAtOnce][kOuts][2];
+#pragma unroll
+    for (int u = 0; u < kFc1RowsAtOnce; ++u) {
+#pragma unroll
+      for (int o = 0; o < kOuts; ++o) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int n = n0 + 4 * u, col = 2 * lane + r;
+          v[u][o][r] = apply_activation<kAct>(p.swiglu, stage.v[o][n][col], kGated ? stage.v[1][n][col] : 0.0f);
+        }
+      }
+    }
+    if (p.w4a4) {
+#pragma unroll
+      for (int u = 0; u < kFc1RowsAtOnce; ++u) {
+#pragma unroll
+        for (int o = 0; o < kOuts; ++o) requantize_block<1>(v[u][o], p.gs2);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kFc1RowsAtOnce; ++u) {
+      const int token = kPass * kFc1StageTokens + n0 + 4 * u;
+      if (token >= rows) break;
+#pragma unroll
+      for (int o = 0; o < kOuts; ++o) {
+        const int64_t chunk = (kGated ? group : 2 * group + o) * format::kFragK;
+        uint16_t* dst = p.h + (tile.row_begin + token) * p.intermediate + chunk + format::fragment_k_slot(2 * lane);
+        *reinterpret_cast<uint32_t*>(dst) = pack_bf16x2(v[u][o][0], v[u][o][1]);
+      }
+    }
+  }
+}
+
+// One pass of the epilogue: alpha · acc staged in shared memory for kFc1StageTokens tokens (so the activation runs
+// in a rolled loop: the unrolled form over all accumulators overflowed the instruction cache), then the store pass
+// of the call's activation (gated: silu, gelu_tanh, swiglu_clamped; non-gated: relu2).
 template <bool kGated, int kN, int kPass>
 __device__ __forceinline__ void fc1_wgmma_epilogue_pass(const Fc1Params& p, const RouteTile& tile, int64_t group,
                                                         const WgmmaAcc<kN>& acc, float alpha, Fc1Stage& stage) {
@@ -96,27 +143,14 @@ __device__ __forceinline__ void fc1_wgmma_epilogue_pass(const Fc1Params& p, cons
   named_barrier_sync(barrier, 128);  // the previous pass (or item) is done reading the stage
   fc1_stage_acc<kN, kPass>(acc, alpha, stage);
   named_barrier_sync(barrier, 128);
-  const int rows = tile.row_end - tile.row_begin;
-  constexpr int kOuts = kGated ? 1 : kWgmmaHalves;
-  const int lane = int(threadIdx.x) % 32;
-#pragma unroll 1
-  for (int n = wgmma_warp(); n < kFc1StageTokens; n += 4) {
-#pragma unroll 1
-    for (int o = 0; o < kOuts; ++o) {
-      float v[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int col = 2 * lane + r;
-        const float gate = stage.v[o][n][col];
-        v[r] = apply_activation(p.activation, p.swiglu, gate, kGated ? stage.v[1][n][col] : 0.0f);
-      }
-      if (p.w4a4) requantize_block<1>(v, p.gs2);
-      const int token = kPass * kFc1StageTokens + n;
-      if (token >= rows) continue;
-      const int64_t chunk = (kGated ? group : 2 * group + o) * format::kFragK;
-      uint16_t* dst = p.h + (tile.row_begin + token) * p.intermediate + chunk + format::fragment_k_slot(2 * lane);
-      *reinterpret_cast<uint32_t*>(dst) = pack_bf16x2(v[0], v[1]);
-    }
+  if constexpr (!kGated) {
+    fc1_wgmma_store_pass<Activation::kRelu2, kGated, kPass>(p, tile, group, stage);
+  } else if (p.activation == Activation::kSilu) {
+    fc1_wgmma_store_pass<Activation::kSilu, kGated, kPass>(p, tile, group, stage);
+  } else if (p.activation == Activation::kGeluTanh) {
+    fc1_wgmma_store_pass<Activation::kGeluTanh, kGated, kPass>(p, tile, group, stage);
+  } else {
+    fc1_wgmma_store_pass<Activation::kSwigluClamped, kGated, kPass>(p, tile, group, stage);
   }
 }
 
@@ -143,8 +177,8 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1) fc1_wgmma_kernel(Fc1Params p
   griddep_launch_dependents();
   wgmma_persistent_block(
       smem, p.work, fc1_wgmma_block_groups<kGated>(p), p.w13.k_tiles,
-      [&](const RouteTile& tile, int64_t block_group, int64_t& chunk) {
-        fc1_wgmma_produce<kGated, kN>(p, tile, block_group, smem, chunk);
+      [&](const RouteTile& tile, int64_t block_group, int64_t& chunk FP4MOE_PROF_ARG) {
+        fc1_wgmma_produce<kGated, kN>(p, tile, block_group, smem, chunk FP4MOE_PROF_PASS);
       },
       [&](const RouteTile& tile, int64_t group, const WgmmaAcc<kN>& acc) {
         fc1_wgmma_epilogue<kGated, kN>(p, tile, group, acc, smem);

@@ -16,14 +16,20 @@
 
 namespace fp4moe::cuda {
 
-struct Fc2NoStage {};
+// One consumer's outputs alpha · acc staged for kFc2StageTokens tokens at a time: a token's 128 columns in one row
+// (padded to 132 floats: the 4 tokens 2t a warp writes at once land 8 banks apart; rows stay 16-byte aligned).
+inline constexpr int kFc2StageTokens = 64;
+inline constexpr int kFc2StagePitch = kWgmmaConsumerRows + 4;
+struct Fc2Stage {
+  float v[kFc2StageTokens][kFc2StagePitch];
+};
 template <int kN>
-using Fc2Smem = WgmmaSmem<kN, Fc2NoStage>;  // the epilogue writes from registers
+using Fc2Smem = WgmmaSmem<kN, Fc2Stage>;
 
 // Producer warpgroup, one item: the row table of the tile (its h rows), then the pipeline.
 template <int kN>
 __device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const RouteTile& tile, int64_t block_group,
-                                                  Fc2Smem<kN>& smem, int64_t& chunk) {
+                                                  Fc2Smem<kN>& smem, int64_t& chunk FP4MOE_PROF_ARG) {
   named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
   for (int r = wgmma_thread(); r < kN; r += 128) {
     smem.rows[r] = r < tile.row_end - tile.row_begin ? p.h + (tile.row_begin + r) * p.intermediate : nullptr;
@@ -32,31 +38,72 @@ __device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const Rout
   const int64_t first_group = kWgmmaConsumers * block_group;
   const WgmmaWeights w =
       wgmma_weights(p.w2, tile.expert, [&](int consumer, int h) { return wgmma_row_tile(first_group + consumer, h); });
-  wgmma_produce(smem, w, p.w2.k_tiles, chunk);
+  wgmma_produce(smem, w, p.w2.k_tiles, chunk FP4MOE_PROF_PASS);
 }
 
-// y = alpha · acc for the rows and columns of this consumer's output group inside the tile and the matrix.
-// Accumulator 4j + f of a half is token 8j + 2t + f % 2, row g + 8 · (f / 2) of the warp's tile; one pointer walks
-// the tokens (few live registers next to the 128 accumulators).
-template <int kN>
-__device__ void fc2_wgmma_epilogue(const Fc2Params& p, const RouteTile& tile, int64_t group, const WgmmaAcc<kN>& acc) {
-  const float scale_2 = p.w2_scale_2[tile.expert];
-  const float alpha = __fmul_rn(p.w4a4 ? __fdiv_rn(scale_2, p.gs2) : scale_2, kFragUnscale);
-  const int rows = tile.row_end - tile.row_begin, lane = int(threadIdx.x) % 32, t = lane % 4, g = lane / 4;
+// Stage alpha · acc of tokens kPass·64..: accumulator i of half h is token wgmma_token(i), column 64h + 16·warp +
+// wgmma_row(i) of the consumer's 128.
+template <int kN, int kPass>
+__device__ __forceinline__ void fc2_stage_acc(const WgmmaAcc<kN>& acc, float alpha, Fc2Stage& stage) {
+  constexpr int kAccPerPass = kFc2StageTokens / 2;
+  const int warp = wgmma_warp();
 #pragma unroll
   for (int h = 0; h < kWgmmaHalves; ++h) {
-    const int64_t col = wgmma_row_tile(group, h) * format::kFragRows + g;
-    const bool lo = col < p.hidden, hi = col + 8 < p.hidden;
-    float* y = p.y + (tile.row_begin + 2 * t) * p.hidden + col;
 #pragma unroll
-    for (int j = 0; j < kN / 8; ++j, y += 8 * p.hidden) {
+    for (int i = kPass * kAccPerPass; i < (kPass + 1) * kAccPerPass; ++i) {
+      stage.v[wgmma_token(i) - kPass * kFc2StageTokens][64 * h + 16 * warp + wgmma_row(i)] =
+          __fmul_rn(alpha, acc[h][i]);
+    }
+  }
+}
+
+// One pass of the epilogue: the staged y of kFc2StageTokens tokens stored row by row, a warp writing one token's
+// 128 columns (512 contiguous bytes, 16 per lane) per store; kFc2RowsAtOnce rows per iteration. Columns past H are
+// skipped; H not a multiple of 4 stores per element.
+inline constexpr int kFc2RowsAtOnce = 4;
+
+template <int kN, int kPass>
+__device__ __forceinline__ void fc2_wgmma_epilogue_pass(const Fc2Params& p, const RouteTile& tile, int64_t group,
+                                                        const WgmmaAcc<kN>& acc, float alpha, Fc2Stage& stage) {
+  const int barrier = kWgmmaBarConsumer0 + wgmma_consumer();
+  named_barrier_sync(barrier, 128);  // the previous pass (or item) is done reading the stage
+  fc2_stage_acc<kN, kPass>(acc, alpha, stage);
+  named_barrier_sync(barrier, 128);
+  const int rows = tile.row_end - tile.row_begin, lane = int(threadIdx.x) % 32;
+  const int64_t col = group * kWgmmaConsumerRows + 4 * lane;
+  const bool whole = col + 4 <= p.hidden && p.hidden % 4 == 0;
+#pragma unroll 1
+  for (int n0 = wgmma_warp(); n0 < kFc2StageTokens; n0 += 4 * kFc2RowsAtOnce) {
+    float4 v[kFc2RowsAtOnce];
 #pragma unroll
-      for (int f = 0; f < 4; ++f) {
-        const bool in = 8 * j + 2 * t + f % 2 < rows && (f < 2 ? lo : hi);
-        if (in) y[(f % 2) * p.hidden + 8 * (f / 2)] = __fmul_rn(alpha, acc[h][4 * j + f]);
+    for (int u = 0; u < kFc2RowsAtOnce; ++u) v[u] = *reinterpret_cast<const float4*>(&stage.v[n0 + 4 * u][4 * lane]);
+#pragma unroll
+    for (int u = 0; u < kFc2RowsAtOnce; ++u) {
+      const int token = kPass * kFc2StageTokens + n0 + 4 * u;
+      if (token >= rows) break;
+      float* y = p.y + (tile.row_begin + token) * p.hidden + col;
+      if (whole) {
+        *reinterpret_cast<float4*>(y) = v[u];
+      } else {
+        const float e[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          if (col + j < p.hidden) y[j] = e[j];
+        }
       }
     }
   }
+}
+
+// y = alpha · acc for the rows and columns of this consumer's output group inside the tile and the matrix.
+template <int kN>
+__device__ __forceinline__ void fc2_wgmma_epilogue(const Fc2Params& p, const RouteTile& tile, int64_t group,
+                                                   const WgmmaAcc<kN>& acc, Fc2Smem<kN>& smem) {
+  const float scale_2 = p.w2_scale_2[tile.expert];
+  const float alpha = __fmul_rn(p.w4a4 ? __fdiv_rn(scale_2, p.gs2) : scale_2, kFragUnscale);
+  Fc2Stage& stage = smem.stage[wgmma_consumer()];
+  fc2_wgmma_epilogue_pass<kN, 0>(p, tile, group, acc, alpha, stage);
+  if constexpr (kN > kFc2StageTokens) fc2_wgmma_epilogue_pass<kN, 1>(p, tile, group, acc, alpha, stage);
 }
 
 // Persistent (wgmma_schedule.cuh). PDL: waits first (h comes from FC1), then lets the combine launch; its blocks
@@ -70,11 +117,11 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1) fc2_wgmma_kernel(Fc2Params p
   griddep_launch_dependents();
   wgmma_persistent_block(
       smem, p.work, (p.hidden + kWgmmaRows - 1) / kWgmmaRows, p.w2.k_tiles,
-      [&](const RouteTile& tile, int64_t block_group, int64_t& chunk) {
-        fc2_wgmma_produce<kN>(p, tile, block_group, smem, chunk);
+      [&](const RouteTile& tile, int64_t block_group, int64_t& chunk FP4MOE_PROF_ARG) {
+        fc2_wgmma_produce<kN>(p, tile, block_group, smem, chunk FP4MOE_PROF_PASS);
       },
       [&](const RouteTile& tile, int64_t group, const WgmmaAcc<kN>& acc) {
-        fc2_wgmma_epilogue<kN>(p, tile, group, acc);
+        fc2_wgmma_epilogue<kN>(p, tile, group, acc, smem);
       });
 #else
   griddep_wait();  // never launched off sm_90a (wgmma_path_available)

@@ -24,6 +24,7 @@
 #include "cuda/common/frag_matrix.hpp"
 #include "cuda/common/fragment_decode.cuh"
 #include "cuda/common/wgmma.cuh"
+#include "cuda/gemm/wgmma_profile.cuh"
 #include "format/fragment_layout.hpp"
 
 namespace fp4moe::cuda {
@@ -159,12 +160,18 @@ __device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, con
 // it (smem.rows filled and visible to the producer before the call). `chunk` counts the block's chunks so far.
 template <int kN, class Stage>
 __device__ __forceinline__ void wgmma_produce(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, int64_t k_tiles,
-                                              int64_t& chunk) {
+                                              int64_t& chunk FP4MOE_PROF_ARG) {
   for (int64_t c = 0; c < k_tiles; ++c, ++chunk) {
     const int slot = int(chunk % kWgmmaStages);
+    FP4MOE_PROF_CLOCK(t0);
     if (chunk >= kWgmmaStages) mbarrier_wait_parity(&smem.empty[slot], uint32_t((chunk / kWgmmaStages - 1) & 1));
+    FP4MOE_PROF_CLOCK(t1);
     wgmma_load_chunk(smem, w, slot, c);
     cp_async_mbarrier_arrive_noinc(&smem.full[slot]);
+    FP4MOE_PROF_CLOCK(t2);
+    FP4MOE_PROF_ADD(0, t1 - t0);
+    FP4MOE_PROF_ADD(1, t2 - t1);
+    FP4MOE_PROF_ADD(5, 1);
   }
 }
 
@@ -224,11 +231,18 @@ __device__ __forceinline__ void wgmma_issue_chunk(const WgmmaSmem<kN, Stage>& sm
 
 // Consumer: waits until the producer filled the slot of `chunk`, then decodes this warp's tiles of it into `a`.
 template <int kN, class Stage>
-__device__ __forceinline__ void wgmma_take_chunk(WgmmaSmem<kN, Stage>& smem, int64_t chunk, WgmmaChunkA& a) {
+__device__ __forceinline__ void wgmma_take_chunk(WgmmaSmem<kN, Stage>& smem, int64_t chunk,
+                                                 WgmmaChunkA& a FP4MOE_PROF_ARG) {
   const int slot = int(chunk % kWgmmaStages);
+  FP4MOE_PROF_CLOCK(t0);
   mbarrier_wait_parity(&smem.full[slot], uint32_t((chunk / kWgmmaStages) & 1));
+  FP4MOE_PROF_CLOCK(t1);
   fence_proxy_async_shared();  // the copies were generic-proxy writes; wgmma reads through the async proxy
   wgmma_decode_chunk(smem, slot, a);
+  FP4MOE_PROF_HOLD(wgmma_hold_a(a));
+  FP4MOE_PROF_CLOCK(t2);
+  FP4MOE_PROF_ADD(0, t1 - t0);
+  FP4MOE_PROF_ADD(1, t2 - t1);
 }
 
 // Consumer: hands the slot of `chunk` back to the producer (this warp's wgmmas on it retired).
@@ -240,7 +254,7 @@ __device__ __forceinline__ void wgmma_release_chunk(WgmmaSmem<kN, Stage>& smem, 
 // Consumer warpgroup: acc = its 128 rows' sum over one item's k_tiles chunks. `chunk` counts the block's chunks.
 template <int kN, class Stage>
 __device__ __forceinline__ void wgmma_consume(WgmmaSmem<kN, Stage>& smem, int64_t k_tiles, WgmmaAcc<kN>& acc,
-                                              int64_t& chunk) {
+                                              int64_t& chunk FP4MOE_PROF_ARG) {
 #pragma unroll
   for (int h = 0; h < kWgmmaHalves; ++h) {
 #pragma unroll
@@ -251,9 +265,15 @@ __device__ __forceinline__ void wgmma_consume(WgmmaSmem<kN, Stage>& smem, int64_
     // the loop moves on; the other consumer keeps the tensor cores busy meanwhile. Measured alternatives, both
     // slower: two A buffers with wait_group 1 (7 % at qwen3-30b T=1024), and a fence and issue per k16 step.
     WgmmaChunkA a;
-    wgmma_take_chunk(smem, chunk, a);
+    wgmma_take_chunk(smem, chunk, a FP4MOE_PROF_PASS);
+    FP4MOE_PROF_CLOCK(t0);
     wgmma_issue_chunk(smem, int(chunk % kWgmmaStages), a, acc);
+    FP4MOE_PROF_CLOCK(t1);
     wgmma_wait<0>();
+    FP4MOE_PROF_CLOCK(t2);
+    FP4MOE_PROF_ADD(2, t1 - t0);
+    FP4MOE_PROF_ADD(3, t2 - t1);
+    FP4MOE_PROF_ADD(5, 1);
     wgmma_hold_a(a);
 #pragma unroll
     for (int h = 0; h < kWgmmaHalves; ++h) wgmma_hold(acc[h]);

@@ -32,19 +32,34 @@ __device__ __forceinline__ void wgmma_persistent_block(WgmmaSmem<kN, Stage>& sme
                                                        Epilogue&& epilogue) {
   wgmma_pipeline_init(smem);
   int64_t chunk = 0;
+#if defined(FP4MOE_WGMMA_PROFILE)
+  WgmmaProf prof;
+  const long long start = clock64();
+#endif
   if (wgmma_warpgroup() == 0) {
     warpgroup_reg_dealloc<kWgmmaProducerRegs>();
     wgmma_for_each_item(work, block_groups,
-                        [&](const RouteTile& tile, int64_t block_group) { produce(tile, block_group, chunk); });
+                        [&](const RouteTile& tile, int64_t block_group) {
+                          produce(tile, block_group, chunk FP4MOE_PROF_PASS);
+                        });
     cp_async_wait<0>();  // nothing of this thread in flight when it exits
+#if defined(FP4MOE_WGMMA_PROFILE)
+    wgmma_prof_report(prof, start, "prod", kN, k_tiles);
+#endif
     return;
   }
   warpgroup_reg_alloc<kWgmmaConsumerRegs>();
   wgmma_for_each_item(work, block_groups, [&](const RouteTile& tile, int64_t block_group) {
     WgmmaAcc<kN> acc;
-    wgmma_consume(smem, k_tiles, acc, chunk);
+    wgmma_consume(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);
+    FP4MOE_PROF_CLOCK(te0);
     epilogue(tile, kWgmmaConsumers * block_group + wgmma_consumer(), acc);
+    FP4MOE_PROF_CLOCK(te1);
+    FP4MOE_PROF_ADD(4, te1 - te0);
   });
+#if defined(FP4MOE_WGMMA_PROFILE)
+  wgmma_prof_report(prof, start, "cons", kN, k_tiles);
+#endif
 }
 
 }  // namespace fp4moe::cuda
