@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "cuda/common/frag_matrix.hpp"
+#include "cuda/common/tma_map.hpp"
 #include "cuda/route/route_launch.hpp"
 #include "fp4moe/config.hpp"
 
@@ -23,11 +24,12 @@ struct Fc1Params {
   // sits between them and FC1), so FC1 reads them and prefetches weights before waiting.
   bool tiles_ready_early = false;
   // x rows gathered by token, BF16 (W4A4: the exact BF16 values e2m1·sf of x quantized with gs1); wgmma path: in
-  // the MMA k order (x_reorder_launch), with x_gathered one row per sorted row ([P, H]) read as TMA boxes (the
-  // launcher passes the tensor map as a kernel parameter of its own), else one row per token
+  // the MMA k order (x_reorder_launch), with x_gathered one row per sorted row ([P, H]) read through x_map
+  // (fc1_wgmma_launch sets it), else one row per token
   const uint16_t* x = nullptr;
   int64_t x_ld = 0;
   bool x_gathered = false;
+  TmaMap x_map{};
   bool w4a4 = false;  // alpha = w13_scale_2 / gs1, and h is quantized with gs2
   float gs1 = 1.0f;
   float gs2 = 1.0f;

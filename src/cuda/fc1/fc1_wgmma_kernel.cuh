@@ -5,7 +5,7 @@
 // (format::fragment_k_slot), which is how FC2's wgmma path reads it. W4A4: h is quantized per 16-column block with
 // gs2 (spec §5.4), as in fc1_kernel.cuh.
 // Inputs: x rows in the MMA k order (x_reorder_kernel.cuh; H a multiple of 64), per sorted row (read by the copy
-// engine through x_map) or per token (gathered by the producer). Tile: 256 weight rows × kN tokens,
+// engine through p.x_map) or per token (gathered by the producer). Tile: 256 weight rows × kN tokens,
 // a producer and two consumer warpgroups (wgmma_gemm.cuh). Persistent grid (wgmma_schedule.cuh) over work tiles ×
 // ceil(I/128) gated or ceil(I/256) block groups.
 // Roofline: 2·rows·2I·H flops at the BF16 tensor-core peak; w13 bytes once per work tile (tiles of one expert run
@@ -13,7 +13,6 @@
 #pragma once
 
 #include "cuda/common/launch.cuh"
-#include "cuda/common/tma_map.hpp"
 #include "cuda/fc1/activation.cuh"
 #include "cuda/fc1/fc1_launch.hpp"
 #include "cuda/fc1/requantize.cuh"
@@ -56,12 +55,11 @@ struct Fc1Stage {
 template <int kN>
 using Fc1Smem = WgmmaSmem<kN, Fc1Stage>;
 
-// Producer warpgroup, one item: the tile's x rows (gathered per sorted row: boxes of x_map; per token: a row
+// Producer warpgroup, one item: the tile's x rows (gathered per sorted row: boxes of p.x_map; per token: a row
 // table of the tile's tokens) and its weight tiles.
 template <bool kGated, int kN>
-__device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const TmaMap& x_map, const RouteTile& tile,
-                                                  int64_t block_group, Fc1Smem<kN>& smem,
-                                                  int64_t& chunk FP4MOE_PROF_ARG) {
+__device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const RouteTile& tile, int64_t block_group,
+                                                  Fc1Smem<kN>& smem, int64_t& chunk FP4MOE_PROF_ARG) {
   if (!p.x_gathered) {
     named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
     for (int r = wgmma_thread(); r < kN; r += 128) {
@@ -73,7 +71,7 @@ __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const TmaM
   const int64_t first_group = kWgmmaConsumers * block_group;
   const auto row_tile = [&](int consumer, int h) { return fc1_wgmma_row_tile<kGated>(p, first_group + consumer, h); };
   const WgmmaWeights w = wgmma_weights(p.w13, tile.expert, row_tile);
-  const WgmmaTokens tokens{p.x_gathered ? static_cast<const void*>(&x_map) : nullptr, tile.row_begin};
+  const WgmmaTokens tokens{p.x_gathered ? static_cast<const void*>(&p.x_map) : nullptr, tile.row_begin};
   wgmma_produce(smem, tokens, w, p.w13.k_tiles, chunk FP4MOE_PROF_PASS);
 }
 
@@ -176,10 +174,7 @@ __device__ __forceinline__ void fc1_wgmma_epilogue(const Fc1Params& p, const Rou
 // Persistent (wgmma_schedule.cuh). PDL: waits first (x, or the quantize pass, and the routing), then lets FC2
 // launch; its blocks take the SMs this grid frees.
 template <bool kGated, int kN>
-// The tensor map is a parameter of its own, __grid_constant__ so that its address is a parameter-space address for
-// the copy engine; p stays a plain parameter (with the map inside a __grid_constant__ p, whose address the stages
-// take, the kernels ran 7-10 % slower: bench/NOTES.md).
-__global__ void __launch_bounds__(kWgmmaThreads, 1) fc1_wgmma_kernel(Fc1Params p, const __grid_constant__ TmaMap x_map) {
+__global__ void __launch_bounds__(kWgmmaThreads, 1) fc1_wgmma_kernel(const __grid_constant__ Fc1Params p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ uint8_t fc1_smem_raw[];
   Fc1Smem<kN>& smem = wgmma_smem<Fc1Smem<kN>>(fc1_smem_raw);
@@ -188,7 +183,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1) fc1_wgmma_kernel(Fc1Params p
   wgmma_persistent_block(
       smem, p.work, fc1_wgmma_block_groups<kGated>(p), p.w13.k_tiles,
       [&](const RouteTile& tile, int64_t block_group, int64_t& chunk FP4MOE_PROF_ARG) {
-        fc1_wgmma_produce<kGated, kN>(p, x_map, tile, block_group, smem, chunk FP4MOE_PROF_PASS);
+        fc1_wgmma_produce<kGated, kN>(p, tile, block_group, smem, chunk FP4MOE_PROF_PASS);
       },
       [&](const RouteTile& tile, int64_t group, const WgmmaAcc<kN>& acc) {
         fc1_wgmma_epilogue<kGated, kN>(p, tile, group, acc, smem);

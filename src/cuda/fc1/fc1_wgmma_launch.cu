@@ -13,16 +13,15 @@ namespace fp4moe::cuda {
 namespace {
 
 template <bool kGated, int kN>
-void launch(const Fc1Params& p, cudaStream_t stream) {
-  const TmaMap x_map =
-      p.x_gathered ? make_tma_map_bf16_rows(p.x, p.work.ids.pairs, p.hidden, p.x_ld, kN) : TmaMap{};
+void launch(Fc1Params p, cudaStream_t stream) {
+  if (p.x_gathered) p.x_map = make_tma_map_bf16_rows(p.x, p.work.ids.pairs, p.hidden, p.x_ld, kN);
   // Output groups of 64 (gated) or 128 columns, two per block group.
   const int64_t groups = p.intermediate / (kGated ? kWgmmaConsumerRows / 2 : kWgmmaConsumerRows);
   const int64_t block_groups = (groups + kWgmmaConsumers - 1) / kWgmmaConsumers;
   const dim3 grid(persistent_grid(p.max_tiles * block_groups));
   constexpr size_t kSmem = kWgmmaSmemBytes<Fc1Smem<kN>>;
   allow_dynamic_shared_memory<fc1_wgmma_kernel<kGated, kN>>(kSmem);
-  launch_pdl(fc1_wgmma_kernel<kGated, kN>, grid, kWgmmaThreads, kSmem, stream, p, x_map);
+  launch_pdl(fc1_wgmma_kernel<kGated, kN>, grid, kWgmmaThreads, kSmem, stream, p);
 }
 
 template <bool kGated>

@@ -1,8 +1,8 @@
 // FC2 of the fused MoE for large batches (sm_90a, wgmma): for one work tile (up to kN = 64 or 128 sorted rows of
 // one expert) and 256 outputs (w2 rows 256j..256j+255, 128 per consumer warpgroup), streams those w2 rows
 // (fragment tiles) against the tile's h rows (BF16 in the MMA k order, as fc1_wgmma_kernel.cuh writes them; I a
-// multiple of 64; read by the copy engine through h_map, or gathered per row) and writes y = alpha · (h · w2ᵀ) in
-// fp32 per sorted row for the combine.
+// multiple of 64; read by the copy engine through p.h_map, or gathered per row) and writes y = alpha · (h · w2ᵀ) in fp32 per sorted
+// row for the combine.
 // Tile: 256 weight rows × kN tokens, a producer and two consumer warpgroups (wgmma_gemm.cuh). Persistent grid
 // (wgmma_schedule.cuh) over work tiles × ceil(H/256) block groups.
 // Roofline: 2·rows·H·I flops at the BF16 tensor-core peak; w2 bytes once per work tile; writes 4·H bytes per
@@ -10,7 +10,6 @@
 #pragma once
 
 #include "cuda/common/launch.cuh"
-#include "cuda/common/tma_map.hpp"
 #include "cuda/fc2/fc2_launch.hpp"
 #include "cuda/gemm/wgmma_gemm.cuh"
 #include "cuda/gemm/wgmma_schedule.cuh"
@@ -28,11 +27,10 @@ struct Fc2Stage {
 template <int kN>
 using Fc2Smem = WgmmaSmem<kN, Fc2Stage>;
 
-// Producer warpgroup, one item: the tile's h rows (boxes of h_map, or a row table) and its weight tiles.
+// Producer warpgroup, one item: the tile's h rows (boxes of p.h_map, or a row table) and its weight tiles.
 template <int kN>
-__device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const TmaMap& h_map, const RouteTile& tile,
-                                                  int64_t block_group, Fc2Smem<kN>& smem,
-                                                  int64_t& chunk FP4MOE_PROF_ARG) {
+__device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const RouteTile& tile, int64_t block_group,
+                                                  Fc2Smem<kN>& smem, int64_t& chunk FP4MOE_PROF_ARG) {
   if (!p.h_by_tma) {
     named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
     for (int r = wgmma_thread(); r < kN; r += 128) {
@@ -43,7 +41,7 @@ __device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const TmaM
   const int64_t first_group = kWgmmaConsumers * block_group;
   const WgmmaWeights w =
       wgmma_weights(p.w2, tile.expert, [&](int consumer, int h) { return wgmma_row_tile(first_group + consumer, h); });
-  const WgmmaTokens tokens{p.h_by_tma ? static_cast<const void*>(&h_map) : nullptr, tile.row_begin};
+  const WgmmaTokens tokens{p.h_by_tma ? static_cast<const void*>(&p.h_map) : nullptr, tile.row_begin};
   wgmma_produce(smem, tokens, w, p.w2.k_tiles, chunk FP4MOE_PROF_PASS);
 }
 
@@ -115,10 +113,7 @@ __device__ __forceinline__ void fc2_wgmma_epilogue(const Fc2Params& p, const Rou
 // Persistent (wgmma_schedule.cuh). PDL: waits first (h comes from FC1), then lets the combine launch; its blocks
 // take the SMs this grid frees. Block group j: output groups 2j and 2j + 1 of 128 columns, one per consumer.
 template <int kN>
-// The tensor map is a parameter of its own, __grid_constant__ so that its address is a parameter-space address for
-// the copy engine; p stays a plain parameter (with the map inside a __grid_constant__ p, whose address the stages
-// take, the kernels ran 7-10 % slower: bench/NOTES.md).
-__global__ void __launch_bounds__(kWgmmaThreads, 1) fc2_wgmma_kernel(Fc2Params p, const __grid_constant__ TmaMap h_map) {
+__global__ void __launch_bounds__(kWgmmaThreads, 1) fc2_wgmma_kernel(const __grid_constant__ Fc2Params p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ uint8_t fc2_smem_raw[];
   Fc2Smem<kN>& smem = wgmma_smem<Fc2Smem<kN>>(fc2_smem_raw);
@@ -127,7 +122,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1) fc2_wgmma_kernel(Fc2Params p
   wgmma_persistent_block(
       smem, p.work, (p.hidden + kWgmmaRows - 1) / kWgmmaRows, p.w2.k_tiles,
       [&](const RouteTile& tile, int64_t block_group, int64_t& chunk FP4MOE_PROF_ARG) {
-        fc2_wgmma_produce<kN>(p, h_map, tile, block_group, smem, chunk FP4MOE_PROF_PASS);
+        fc2_wgmma_produce<kN>(p, tile, block_group, smem, chunk FP4MOE_PROF_PASS);
       },
       [&](const RouteTile& tile, int64_t group, const WgmmaAcc<kN>& acc) {
         fc2_wgmma_epilogue<kN>(p, tile, group, acc, smem);
