@@ -103,19 +103,6 @@ __device__ __forceinline__ void bulk_copy_to_shared(void* dst, const void* src, 
 #endif
 }
 
-// Copies the box at column c0, row c1 of the 2-D tensor map `map` (a __grid_constant__ parameter; tma_map.hpp)
-// into shared memory at `dst` (1024-byte aligned for the 128-byte swizzle) on the copy engine; completion is
-// counted on `bar` as the box's bytes.
-__device__ __forceinline__ void tma_load_2d(void* dst, const void* map, uint64_t* bar, int32_t c0, int32_t c1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];\n" ::
-          "r"(smem_address(dst)),
-      "l"(map), "r"(smem_address(bar)), "r"(c0), "r"(c1)
-      : "memory");
-#endif
-}
-
 // An L2 policy for data read once.
 __device__ __forceinline__ uint64_t l2_evict_first_policy() {
   uint64_t policy = 0;

@@ -4,7 +4,6 @@
 #include <cstdint>
 
 #include "cuda/common/frag_matrix.hpp"
-#include "cuda/common/tma_map.hpp"
 #include "cuda/route/route_launch.hpp"
 #include "fp4moe/config.hpp"
 
@@ -24,12 +23,9 @@ struct Fc1Params {
   // sits between them and FC1), so FC1 reads them and prefetches weights before waiting.
   bool tiles_ready_early = false;
   // x rows gathered by token, BF16 (W4A4: the exact BF16 values e2m1·sf of x quantized with gs1); wgmma path: in
-  // the MMA k order (x_reorder_launch), with x_gathered one row per sorted row ([P, H]) read through x_map
-  // (fc1_wgmma_launch sets it), else one row per token
+  // the MMA k order
   const uint16_t* x = nullptr;
   int64_t x_ld = 0;
-  bool x_gathered = false;
-  TmaMap x_map{};
   bool w4a4 = false;  // alpha = w13_scale_2 / gs1, and h is quantized with gs2
   float gs1 = 1.0f;
   float gs2 = 1.0f;
@@ -56,26 +52,20 @@ void fc1_launch(const Fc1Params& params, void* stream);
 // fc1_launch's kernels with 128 weight rows per block (fc1_group_kernel; fc1_group_launch.cu).
 void fc1_group_launch(const Fc1Params& params, void* stream);
 
-// The large-batch path (fc1_wgmma_kernel.cuh, sm_90a): tile_rows 64 or 128, x in the MMA k order
+// The large-batch path (fc1_wgmma_kernel.cuh, sm_90a): tile_rows 64 or 128, x rows in the MMA k order
 // (x_reorder_launch), h written in that order for fc2_wgmma_launch. Only where wgmma_path_available().
 void fc1_wgmma_launch(const Fc1Params& params, void* stream);
 
 // Whether the current device runs the wgmma path: compute capability 9.0 and this build's sm_90a code loaded.
 bool wgmma_path_available();
 
-// x into the MMA k order (k a multiple of 64, row strides multiples of 8): gather → dst row s = the x row of the
-// token of sorted row s, for every s of the routing's P = pairs rows (dst does not overlap src); else dst row t =
-// x row t for the `rows` tokens (src may equal dst).
+// rows × k BF16 (k a multiple of 64, row strides multiples of 8) into the MMA k order; src may equal dst.
 struct XReorderParams {
-  bool gather = false;
-  WorkTiles work;  // gather: sorted rows (not pair tiles)
-  int64_t top_k = 0;
-  int64_t rows = 0;  // not gather
   const uint16_t* src = nullptr;
   int64_t src_ld = 0;
   uint16_t* dst = nullptr;
   int64_t dst_ld = 0;
-  int64_t k = 0;
+  int64_t rows = 0, k = 0;
 };
 void x_reorder_launch(const XReorderParams& params, void* stream);
 

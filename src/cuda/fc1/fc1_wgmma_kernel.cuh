@@ -4,8 +4,7 @@
 // alpha, applies the activation and writes h per sorted row as BF16 in the MMA k order of each 64-column chunk
 // (format::fragment_k_slot), which is how FC2's wgmma path reads it. W4A4: h is quantized per 16-column block with
 // gs2 (spec §5.4), as in fc1_kernel.cuh.
-// Inputs: x rows in the MMA k order (x_reorder_kernel.cuh; H a multiple of 64), per sorted row (read by the copy
-// engine through p.x_map) or per token (gathered by the producer). Tile: 256 weight rows × kN tokens,
+// Inputs: x rows in the MMA k order (x_reorder_kernel.cuh; H a multiple of 64). Tile: 256 weight rows × kN tokens,
 // a producer and two consumer warpgroups (wgmma_gemm.cuh). Persistent grid (wgmma_schedule.cuh) over work tiles ×
 // ceil(I/128) gated or ceil(I/256) block groups.
 // Roofline: 2·rows·2I·H flops at the BF16 tensor-core peak; w13 bytes once per work tile (tiles of one expert run
@@ -55,24 +54,20 @@ struct Fc1Stage {
 template <int kN>
 using Fc1Smem = WgmmaSmem<kN, Fc1Stage>;
 
-// Producer warpgroup, one item: the tile's x rows (gathered per sorted row: boxes of p.x_map; per token: a row
-// table of the tile's tokens) and its weight tiles.
+// Producer warpgroup, one item: the row table of the tile (x of the token of each sorted row), then the pipeline.
 template <bool kGated, int kN>
 __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const RouteTile& tile, int64_t block_group,
                                                   Fc1Smem<kN>& smem, int64_t& chunk FP4MOE_PROF_ARG) {
-  if (!p.x_gathered) {
-    named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
-    for (int r = wgmma_thread(); r < kN; r += 128) {
-      const bool in = r < tile.row_end - tile.row_begin;
-      smem.rows[r] = in ? p.x + int64_t(sorted_pair(p.work, tile.row_begin + r) / p.top_k) * p.x_ld : nullptr;
-    }
-    named_barrier_sync(kWgmmaBarProducer, 128);
+  named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
+  for (int r = wgmma_thread(); r < kN; r += 128) {
+    const bool in = r < tile.row_end - tile.row_begin;
+    smem.rows[r] = in ? p.x + int64_t(sorted_pair(p.work, tile.row_begin + r) / p.top_k) * p.x_ld : nullptr;
   }
+  named_barrier_sync(kWgmmaBarProducer, 128);
   const int64_t first_group = kWgmmaConsumers * block_group;
   const auto row_tile = [&](int consumer, int h) { return fc1_wgmma_row_tile<kGated>(p, first_group + consumer, h); };
   const WgmmaWeights w = wgmma_weights(p.w13, tile.expert, row_tile);
-  const WgmmaTokens tokens{p.x_gathered ? static_cast<const void*>(&p.x_map) : nullptr, tile.row_begin};
-  wgmma_produce(smem, tokens, w, p.w13.k_tiles, chunk FP4MOE_PROF_PASS);
+  wgmma_produce(smem, w, p.w13.k_tiles, chunk FP4MOE_PROF_PASS);
 }
 
 // Stage alpha · acc of tokens kPass·64..: half h, column 16·warp + row, token n - kPass·64. Accumulator i holds
@@ -174,7 +169,7 @@ __device__ __forceinline__ void fc1_wgmma_epilogue(const Fc1Params& p, const Rou
 // Persistent (wgmma_schedule.cuh). PDL: waits first (x, or the quantize pass, and the routing), then lets FC2
 // launch; its blocks take the SMs this grid frees.
 template <bool kGated, int kN>
-__global__ void __launch_bounds__(kWgmmaThreads, 1) fc1_wgmma_kernel(const __grid_constant__ Fc1Params p) {
+__global__ void __launch_bounds__(kWgmmaThreads, 1) fc1_wgmma_kernel(Fc1Params p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ uint8_t fc1_smem_raw[];
   Fc1Smem<kN>& smem = wgmma_smem<Fc1Smem<kN>>(fc1_smem_raw);

@@ -13,8 +13,7 @@ namespace fp4moe::cuda {
 namespace {
 
 template <bool kGated, int kN>
-void launch(Fc1Params p, cudaStream_t stream) {
-  if (p.x_gathered) p.x_map = make_tma_map_bf16_rows(p.x, p.work.ids.pairs, p.hidden, p.x_ld, kN);
+void launch(const Fc1Params& p, cudaStream_t stream) {
   // Output groups of 64 (gated) or 128 columns, two per block group.
   const int64_t groups = p.intermediate / (kGated ? kWgmmaConsumerRows / 2 : kWgmmaConsumerRows);
   const int64_t block_groups = (groups + kWgmmaConsumers - 1) / kWgmmaConsumers;
@@ -57,8 +56,7 @@ bool wgmma_path_available() {
 }
 
 void x_reorder_launch(const XReorderParams& p, void* stream_ptr) {
-  FP4MOE_CHECK(!p.gather || !p.work.pair_tiles, "the x reorder pass gathers sorted rows: it needs the routing");
-  const int64_t threads = (p.gather ? p.work.ids.pairs : p.rows) * (p.k / format::kFragK);
+  const int64_t threads = p.rows * (p.k / format::kFragK);
   if (threads == 0) return;
   constexpr int kBlock = 128;
   launch_pdl(x_reorder_kernel, dim3(unsigned((threads + kBlock - 1) / kBlock)), kBlock, 0,

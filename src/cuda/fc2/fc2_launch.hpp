@@ -4,7 +4,6 @@
 #include <cstdint>
 
 #include "cuda/common/frag_matrix.hpp"
-#include "cuda/common/tma_map.hpp"
 #include "cuda/route/route_launch.hpp"
 
 namespace fp4moe::cuda {
@@ -21,8 +20,6 @@ struct Fc2Params {
   // h per sorted row, BF16 [P, I] (W4A4: exact e2m1·sf values; alpha = w2_scale_2 / gs2); wgmma path: in the MMA
   // k order
   const uint16_t* h = nullptr;
-  bool h_by_tma = false;  // wgmma path: h read as boxes of 64 columns × tile_rows rows through h_map (set by
-  TmaMap h_map{};         // fc2_wgmma_launch), else gathered per row
   bool w4a4 = false;
   float gs2 = 1.0f;
   // w2 [E_local] × H × I in fragment tiles, w2_scale_2 [E_local]

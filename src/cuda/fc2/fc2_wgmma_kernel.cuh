@@ -1,8 +1,7 @@
 // FC2 of the fused MoE for large batches (sm_90a, wgmma): for one work tile (up to kN = 64 or 128 sorted rows of
 // one expert) and 256 outputs (w2 rows 256j..256j+255, 128 per consumer warpgroup), streams those w2 rows
 // (fragment tiles) against the tile's h rows (BF16 in the MMA k order, as fc1_wgmma_kernel.cuh writes them; I a
-// multiple of 64; read by the copy engine through p.h_map, or gathered per row) and writes y = alpha · (h · w2ᵀ) in fp32 per sorted
-// row for the combine.
+// multiple of 64) and writes y = alpha · (h · w2ᵀ) in fp32 per sorted row for the combine.
 // Tile: 256 weight rows × kN tokens, a producer and two consumer warpgroups (wgmma_gemm.cuh). Persistent grid
 // (wgmma_schedule.cuh) over work tiles × ceil(H/256) block groups.
 // Roofline: 2·rows·H·I flops at the BF16 tensor-core peak; w2 bytes once per work tile; writes 4·H bytes per
@@ -27,22 +26,19 @@ struct Fc2Stage {
 template <int kN>
 using Fc2Smem = WgmmaSmem<kN, Fc2Stage>;
 
-// Producer warpgroup, one item: the tile's h rows (boxes of p.h_map, or a row table) and its weight tiles.
+// Producer warpgroup, one item: the row table of the tile (its h rows), then the pipeline.
 template <int kN>
 __device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const RouteTile& tile, int64_t block_group,
                                                   Fc2Smem<kN>& smem, int64_t& chunk FP4MOE_PROF_ARG) {
-  if (!p.h_by_tma) {
-    named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
-    for (int r = wgmma_thread(); r < kN; r += 128) {
-      smem.rows[r] = r < tile.row_end - tile.row_begin ? p.h + (tile.row_begin + r) * p.intermediate : nullptr;
-    }
-    named_barrier_sync(kWgmmaBarProducer, 128);
+  named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
+  for (int r = wgmma_thread(); r < kN; r += 128) {
+    smem.rows[r] = r < tile.row_end - tile.row_begin ? p.h + (tile.row_begin + r) * p.intermediate : nullptr;
   }
+  named_barrier_sync(kWgmmaBarProducer, 128);
   const int64_t first_group = kWgmmaConsumers * block_group;
   const WgmmaWeights w =
       wgmma_weights(p.w2, tile.expert, [&](int consumer, int h) { return wgmma_row_tile(first_group + consumer, h); });
-  const WgmmaTokens tokens{p.h_by_tma ? static_cast<const void*>(&p.h_map) : nullptr, tile.row_begin};
-  wgmma_produce(smem, tokens, w, p.w2.k_tiles, chunk FP4MOE_PROF_PASS);
+  wgmma_produce(smem, w, p.w2.k_tiles, chunk FP4MOE_PROF_PASS);
 }
 
 // Stage alpha · acc of tokens kPass·64..: accumulator i of half h is token wgmma_token(i), column 64h + 16·warp +
@@ -113,7 +109,7 @@ __device__ __forceinline__ void fc2_wgmma_epilogue(const Fc2Params& p, const Rou
 // Persistent (wgmma_schedule.cuh). PDL: waits first (h comes from FC1), then lets the combine launch; its blocks
 // take the SMs this grid frees. Block group j: output groups 2j and 2j + 1 of 128 columns, one per consumer.
 template <int kN>
-__global__ void __launch_bounds__(kWgmmaThreads, 1) fc2_wgmma_kernel(const __grid_constant__ Fc2Params p) {
+__global__ void __launch_bounds__(kWgmmaThreads, 1) fc2_wgmma_kernel(Fc2Params p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ uint8_t fc2_smem_raw[];
   Fc2Smem<kN>& smem = wgmma_smem<Fc2Smem<kN>>(fc2_smem_raw);

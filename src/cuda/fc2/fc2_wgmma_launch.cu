@@ -11,8 +11,7 @@ namespace fp4moe::cuda {
 namespace {
 
 template <int kN>
-void launch(Fc2Params p, cudaStream_t stream) {
-  if (p.h_by_tma) p.h_map = make_tma_map_bf16_rows(p.h, p.work.ids.pairs, p.intermediate, p.intermediate, kN);
+void launch(const Fc2Params& p, cudaStream_t stream) {
   const dim3 grid(persistent_grid(p.max_tiles * ((p.hidden + kWgmmaRows - 1) / kWgmmaRows)));
   constexpr size_t kSmem = kWgmmaSmemBytes<Fc2Smem<kN>>;
   allow_dynamic_shared_memory<fc2_wgmma_kernel<kN>>(kSmem);

@@ -2,18 +2,16 @@
 // 256 rows of one expert's FP4 weights W (16 fragment tiles) and a work tile of kN (64 or 128) BF16 token rows X
 // (the wgmma N side).
 //
-// Block: three warpgroups (384 threads), warp-specialized. Warpgroup 0 is the producer: per 64-k chunk it brings
-// the kN token rows in the MMA k order (stored 128-byte swizzled) and the chunk of the 16 weight tiles (codes +
-// scales, cp.async from all 128 threads) into one of kWgmmaStages slots. Token rows that are consecutive rows of a
-// matrix (FC2's h; FC1's x when gathered per sorted row) come as one box from the copy engine (TMA), issued by one
-// thread; otherwise (FC1's x per token) the 128 threads gather them with cp.async through a row table. Warpgroups 1 and 2 are the consumers:
-// each owns 128 weight rows (8 fragment tiles, two 64-row wgmma A operands), decodes its tiles in registers
+// Block: three warpgroups (384 threads), warp-specialized. Warpgroup 0 is the producer: it gathers each 64-k chunk
+// of the kN token rows (cp.async, stored 128-byte swizzled in the MMA k order, fragment_k_slot) and the chunk of
+// the 16 weight tiles (codes + scales) into one of kWgmmaStages slots. Warpgroups 1 and 2 are the consumers: each
+// owns 128 weight rows (8 fragment tiles, two 64-row wgmma A operands), decodes its tiles in registers
 // (fragment_decode.cuh: a lane's 16 code bytes are its A registers of 4 k16 steps) and issues one wgmma per half and
 // k16 step with the slot's token rows as the shared-memory B operand. Both consumers read the same token tile, so
 // each token byte fetched from L2 feeds 256 weight rows.
-// TMA halves the producer's time per chunk (~1150 → ~600 cycles for 25 KB, FP4MOE_WGMMA_PROFILE, bench/NOTES.md).
-// Slots hand over through mbarriers: full (the producer's copies landed: 128 cp.async arrivals plus the TMA bytes)
-// and empty (every consumer warp retired its wgmmas on the slot).
+// Slots hand over through mbarriers: full (the producer's copies landed) and empty (every consumer warp retired its
+// wgmmas on the slot). The consumers are not tied to each other, so one's decode can run during the other's
+// wgmmas (measured: only in part, bench/NOTES.md).
 // The kernels are persistent (wgmma_schedule.cuh): the chunk count runs on across a block's work items, so the
 // producer fills the next item's slots while the consumers run the epilogue of the current one.
 // Registers: setmaxnreg gives the consumers kWgmmaConsumerRegs (accumulators + A operands), the producer few.
@@ -65,9 +63,9 @@ struct WgmmaSmem {
   static_assert(kN == 64 || kN == 128, "work tiles of 64 or 128 rows");
   WgmmaPipe<kN> pipe;
   Stage stage[kWgmmaConsumers];  // each consumer's epilogue scratch (the slots hold the next item meanwhile)
-  uint64_t full[kWgmmaStages];   // the producer's copies of the slot landed (128 + 1 arrivals and the TMA bytes)
+  uint64_t full[kWgmmaStages];   // the producer's copies of the slot landed (128 arrivals)
   uint64_t empty[kWgmmaStages];  // every consumer warp retired its wgmmas on the slot
-  const uint16_t* rows[kN];      // row table when the producer gathers tokens: start of each row (nullptr: zeros)
+  const uint16_t* rows[kN];      // start of each token row (nullptr: zeros)
 };
 
 // Dynamic shared memory to request for WgmmaSmem: its size plus the slack to align it to 1024 bytes.
@@ -120,7 +118,7 @@ __device__ __forceinline__ void wgmma_pipeline_init(Smem& smem) {
   if (threadIdx.x == 0) {
 #pragma unroll
     for (int s = 0; s < kWgmmaStages; ++s) {
-      mbarrier_init(&smem.full[s], 128 + 1);
+      mbarrier_init(&smem.full[s], 128);
       mbarrier_init(&smem.empty[s], 4 * kWgmmaConsumers);
     }
     fence_barrier_init();
@@ -128,38 +126,19 @@ __device__ __forceinline__ void wgmma_pipeline_init(Smem& smem) {
   __syncthreads();
 }
 
-// The token rows of one work item: rows row.. of the tensor map `map` (tma_map.hpp; boxes of 64 columns × kN rows;
-// rows past the item's tile belong to other tiles or read as zeros, and their outputs are never stored), or with
-// map == nullptr the rows of smem.rows.
-struct WgmmaTokens {
-  const void* map = nullptr;
-  int32_t row = 0;
-};
-
-// Producer: issues the copies of chunk c into slot `slot`: the token rows (thread 0 the TMA box, counted in bytes on
-// the full barrier; or every thread its pieces, row t/8 + 16j and 16-byte piece t % 8, with thread 0's arrival
-// standing in for the box), every thread its lane's 16 code bytes of the warp's 4 tiles and (lanes 0-15) the 16
-// scale pieces of those tiles (cp.async).
+// Producer: issues the copies of chunk c into slot `slot`: token pieces (row t/8 + 16j, 16-byte piece t % 8), this
+// lane's 16 code bytes of the warp's 4 tiles, and (lanes 0-15) the 16 scale pieces of those tiles.
 template <int kN, class Stage>
-__device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, const WgmmaTokens& tokens,
-                                                 const WgmmaWeights& w, int slot, int64_t c) {
-  const int t = wgmma_thread(), warp = wgmma_warp(), lane = t % 32;
-  if (tokens.map) {
-    if (t == 0) {
-      mbarrier_arrive_expect_tx(&smem.full[slot], kN * kWgmmaChunkBytes);
-      tma_load_2d(smem.pipe.tokens[slot], tokens.map, &smem.full[slot], int32_t(c * format::kFragK), tokens.row);
-    }
-  } else {
-    const int piece = t % 8;
+__device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, int slot,
+                                                 int64_t c) {
+  const int t = wgmma_thread(), warp = wgmma_warp(), lane = t % 32, piece = t % 8;
 #pragma unroll
-    for (int j = 0; j < kN / 16; ++j) {
-      const int r = t / 8 + 16 * j;
-      const uint16_t* row = smem.rows[r];
-      uint8_t* dst = smem.pipe.tokens[slot] + r * kWgmmaChunkBytes + ((piece ^ (r % 8)) << 4);
-      const void* src = row ? static_cast<const void*>(row + c * format::kFragK + 8 * piece) : w.codes;
-      cp_async_16(dst, src, row ? 16u : 0u);
-    }
-    if (t == 0) mbarrier_arrive(&smem.full[slot]);
+  for (int j = 0; j < kN / 16; ++j) {
+    const int r = t / 8 + 16 * j;
+    const uint16_t* row = smem.rows[r];
+    uint8_t* dst = smem.pipe.tokens[slot] + r * kWgmmaChunkBytes + ((piece ^ (r % 8)) << 4);
+    const void* src = row ? static_cast<const void*>(row + c * format::kFragK + 8 * piece) : w.codes;
+    cp_async_16(dst, src, row ? 16u : 0u);
   }
 #pragma unroll
   for (int i = 0; i < kWgmmaConsumers * kWgmmaHalves; ++i) {
@@ -178,16 +157,16 @@ __device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, con
 }
 
 // Producer warpgroup: fills the slots with one item's chunks, refilling a slot once every consumer warp released
-// it (a row table filled and visible to the producer before the call). `chunk` counts the block's chunks so far.
+// it (smem.rows filled and visible to the producer before the call). `chunk` counts the block's chunks so far.
 template <int kN, class Stage>
-__device__ __forceinline__ void wgmma_produce(WgmmaSmem<kN, Stage>& smem, const WgmmaTokens& tokens,
-                                              const WgmmaWeights& w, int64_t k_tiles, int64_t& chunk FP4MOE_PROF_ARG) {
+__device__ __forceinline__ void wgmma_produce(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, int64_t k_tiles,
+                                              int64_t& chunk FP4MOE_PROF_ARG) {
   for (int64_t c = 0; c < k_tiles; ++c, ++chunk) {
     const int slot = int(chunk % kWgmmaStages);
     FP4MOE_PROF_CLOCK(t0);
     if (chunk >= kWgmmaStages) mbarrier_wait_parity(&smem.empty[slot], uint32_t((chunk / kWgmmaStages - 1) & 1));
     FP4MOE_PROF_CLOCK(t1);
-    wgmma_load_chunk(smem, tokens, w, slot, c);
+    wgmma_load_chunk(smem, w, slot, c);
     cp_async_mbarrier_arrive_noinc(&smem.full[slot]);
     FP4MOE_PROF_CLOCK(t2);
     FP4MOE_PROF_ADD(0, t1 - t0);
@@ -258,8 +237,7 @@ __device__ __forceinline__ void wgmma_take_chunk(WgmmaSmem<kN, Stage>& smem, int
   FP4MOE_PROF_CLOCK(t0);
   mbarrier_wait_parity(&smem.full[slot], uint32_t((chunk / kWgmmaStages) & 1));
   FP4MOE_PROF_CLOCK(t1);
-  fence_proxy_async_shared();  // gathered tokens are generic-proxy writes (cp.async); wgmma reads through the async
-                               // proxy (measured ~1 %, so also kept for TMA boxes)
+  fence_proxy_async_shared();  // the copies were generic-proxy writes; wgmma reads through the async proxy
   wgmma_decode_chunk(smem, slot, a);
   FP4MOE_PROF_HOLD(wgmma_hold_a(a));
   FP4MOE_PROF_CLOCK(t2);

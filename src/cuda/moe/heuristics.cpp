@@ -92,9 +92,4 @@ int plan_tile_rows(const MoeConfig& c, int64_t tokens, bool wgmma, int force_row
   return rows_per_expert < kMidTileMinRowsPerExpert ? 16 : 24;
 }
 
-// Measured 14d35f8 (cp.async) → TMA boxes for both GEMMs (bench/NOTES.md, W4A16 T=4096, µs): mixtral-8x7b
-// (I = 14336) 6076 → 5647; deepseek-v3 (2048) 8189 → 8451, qwen3-235b (1536) 3132 → 3275, qwen3-30b (768) 1017 →
-// 1095; with boxes for FC2 alone the three small-I presets were still 1-9 % slower.
-bool plan_wgmma_tokens_by_tma(const MoeConfig& config) { return config.intermediate >= 4096; }
-
 }  // namespace fp4moe::cuda

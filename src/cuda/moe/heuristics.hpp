@@ -43,12 +43,6 @@ enum class StreamGemm { kFc1, kFc2 };
 int plan_weight_rows_per_block(const MoeConfig& config, int64_t tokens, int tile_rows, StreamGemm gemm,
                                int force_rows = 0);
 
-// wgmma path: whether the token rows come as boxes from the copy engine (TMA): FC1's x gathered per sorted row by
-// the reorder pass (P rows of H instead of T) and FC2's h; otherwise the producers gather rows with cp.async. The
-// gathered copy of x costs P·H·4 bytes of memory traffic against the GEMMs' 6·P·I·H flops, and the boxes measured
-// faster only for long items (large I), so: large I.
-bool plan_wgmma_tokens_by_tma(const MoeConfig& config);
-
 // Rows of one routing work tile for `tokens` tokens; `wgmma` says whether the wgmma path may run (device and shape).
 // force_rows > 0 (a validated choice) picks that size.
 int plan_tile_rows(const MoeConfig& config, int64_t tokens, bool wgmma, int force_rows = 0);

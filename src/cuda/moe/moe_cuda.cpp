@@ -24,9 +24,8 @@ struct Layout {
   size_t keys_in = 0, pairs_in = 0, keys_sorted = 0, pairs_sorted = 0, position = 0, offsets = 0;
   size_t tiles = 0, num_tiles = 0, sort_temp = 0, sort_temp_bytes = 0;
   size_t x_staged = 0;  // W4A4: x quantized with gs1, as exact BF16 values e2m1·sf; wgmma path: x in the MMA k order
-  size_t h = 0;         // BF16 h per sorted row
-  size_t y = 0;         // fp32 y per sorted row; wgmma path with x gathered: first x per sorted row (BF16), read by
-                        // FC1 before FC2 writes y
+  size_t h = 0;      // BF16 h per sorted row
+  size_t y = 0;
   size_t total = 0;
 };
 
@@ -110,20 +109,15 @@ const uint16_t* dequantized_x(const MoeLaunch& m, const Layout& l, void* stream)
   return deq;
 }
 
-// wgmma path: x (W4A4: quantized as above) in the MMA k order, rows of H: per token in x_staged (in place for W4A4),
-// or gathered per sorted row into y's section (FC2 writes y only after FC1 is complete, as it waits for it, and the
-// previous call's combine read y before this call's kernels start).
-const uint16_t* reordered_x(const MoeLaunch& m, const Layout& l, const WorkTiles& work, bool gather, void* stream) {
+// wgmma path: x (W4A4: quantized as above, in place) in the MMA k order, rows of H.
+const uint16_t* reordered_x(const MoeLaunch& m, const Layout& l, void* stream) {
   const MoeConfig& c = *m.config;
   XReorderParams r;
-  r.gather = gather;
-  r.work = work;
-  r.top_k = c.top_k;
-  r.rows = m.tokens;
   r.src = c.mode == Mode::kW4A4 ? dequantized_x(m, l, stream) : m.x;
   r.src_ld = c.mode == Mode::kW4A4 ? c.hidden : m.x_ld;
-  r.dst = section<uint16_t>(m.workspace, gather ? l.y : l.x_staged);
+  r.dst = section<uint16_t>(m.workspace, l.x_staged);
   r.dst_ld = c.hidden;
+  r.rows = m.tokens;
   r.k = c.hidden;
   x_reorder_launch(r, stream);
   return r.dst;
@@ -183,9 +177,7 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f1.top_k = c.top_k;
   // A quantize pass of its own between the routing and FC1 waits for its predecessor before FC1 launches.
   f1.tiles_ready_early = w4a4 && !x_in_route;
-  const bool tokens_by_tma = wgmma && plan_wgmma_tokens_by_tma(c);
-  f1.x_gathered = tokens_by_tma;
-  f1.x = wgmma            ? reordered_x(m, l, work, f1.x_gathered, stream)
+  f1.x = wgmma            ? reordered_x(m, l, stream)
          : x_in_route     ? route.quantize.dequant
          : w4a4           ? dequantized_x(m, l, stream)
                           : m.x;
@@ -210,7 +202,6 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f2.weight_rows_per_block =
       wgmma ? 0 : plan_weight_rows_per_block(c, m.tokens, tile_rows, StreamGemm::kFc2, m.force_weight_rows_per_block);
   f2.h = f1.h;
-  f2.h_by_tma = tokens_by_tma;
   f2.w4a4 = w4a4;
   f2.gs2 = m.gs2;
   f2.w2 = m.experts.w2;
