@@ -70,21 +70,6 @@ __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const Rout
   wgmma_produce(smem, w, p.w13.k_tiles, chunk FP4MOE_PROF_PASS);
 }
 
-// Stage alpha · acc of tokens kPass·64..: half h, column 16·warp + row, token n - kPass·64. Accumulator i holds
-// token 8·(i / 4) + ..., so the pass is accumulators 32·kPass..32·kPass + 31.
-template <int kN, int kPass>
-__device__ __forceinline__ void fc1_stage_acc(const WgmmaAcc<kN>& acc, float alpha, Fc1Stage& stage) {
-  constexpr int kAccPerPass = kFc1StageTokens / 2;
-  const int warp = wgmma_warp();
-#pragma unroll
-  for (int h = 0; h < kWgmmaHalves; ++h) {
-#pragma unroll
-    for (int i = kPass * kAccPerPass; i < (kPass + 1) * kAccPerPass; ++i) {
-      stage.v[h][wgmma_token(i) - kPass * kFc1StageTokens][16 * warp + wgmma_row(i)] = __fmul_rn(alpha, acc[h][i]);
-    }
-  }
-}
-
 // Activation, (W4A4) requantization and BF16 store of the staged outputs of kFc1StageTokens tokens: a warp stores 64
 // columns of one token row (128 contiguous bytes in the MMA k order). Each warp takes kFc1RowsAtOnce token rows per
 // iteration: independent activation chains that hide each other's latency (one row at a time, the epilogue was
@@ -139,10 +124,8 @@ __device__ __forceinline__ void fc1_wgmma_store_pass(const Fc1Params& p, const R
 template <bool kGated, int kN, int kPass>
 __device__ __forceinline__ void fc1_wgmma_epilogue_pass(const Fc1Params& p, const RouteTile& tile, int64_t group,
                                                         const WgmmaAcc<kN>& acc, float alpha, Fc1Stage& stage) {
-  const int barrier = kWgmmaBarConsumer0 + wgmma_consumer();
-  named_barrier_sync(barrier, 128);  // the previous pass (or item) is done reading the stage
-  fc1_stage_acc<kN, kPass>(acc, alpha, stage);
-  named_barrier_sync(barrier, 128);
+  wgmma_stage_acc<kN, kPass, kFc1StageTokens>(acc, alpha,
+                                               [&](int h, int n, int r, float v) { stage.v[h][n][r] = v; });
   if constexpr (!kGated) {
     fc1_wgmma_store_pass<Activation::kRelu2, kGated, kPass>(p, tile, group, stage);
   } else if (p.activation == Activation::kSilu) {

@@ -41,34 +41,16 @@ __device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const Rout
   wgmma_produce(smem, w, p.w2.k_tiles, chunk FP4MOE_PROF_PASS);
 }
 
-// Stage alpha · acc of tokens kPass·64..: accumulator i of half h is token wgmma_token(i), column 64h + 16·warp +
-// wgmma_row(i) of the consumer's 128.
-template <int kN, int kPass>
-__device__ __forceinline__ void fc2_stage_acc(const WgmmaAcc<kN>& acc, float alpha, Fc2Stage& stage) {
-  constexpr int kAccPerPass = kFc2StageTokens / 2;
-  const int warp = wgmma_warp();
-#pragma unroll
-  for (int h = 0; h < kWgmmaHalves; ++h) {
-#pragma unroll
-    for (int i = kPass * kAccPerPass; i < (kPass + 1) * kAccPerPass; ++i) {
-      stage.v[wgmma_token(i) - kPass * kFc2StageTokens][64 * h + 16 * warp + wgmma_row(i)] =
-          __fmul_rn(alpha, acc[h][i]);
-    }
-  }
-}
-
-// One pass of the epilogue: the staged y of kFc2StageTokens tokens stored row by row, a warp writing one token's
-// 128 columns (512 contiguous bytes, 16 per lane) per store; kFc2RowsAtOnce rows per iteration. Columns past H are
-// skipped; H not a multiple of 4 stores per element.
+// One pass of the epilogue: alpha · acc staged (a token's 128 columns in one row, half h at 64h), then stored row by
+// row, a warp writing one token's 128 columns (512 contiguous bytes, 16 per lane) per store; kFc2RowsAtOnce rows per
+// iteration. Columns past H are skipped; H not a multiple of 4 stores per element.
 inline constexpr int kFc2RowsAtOnce = 4;
 
 template <int kN, int kPass>
 __device__ __forceinline__ void fc2_wgmma_epilogue_pass(const Fc2Params& p, const RouteTile& tile, int64_t group,
                                                         const WgmmaAcc<kN>& acc, float alpha, Fc2Stage& stage) {
-  const int barrier = kWgmmaBarConsumer0 + wgmma_consumer();
-  named_barrier_sync(barrier, 128);  // the previous pass (or item) is done reading the stage
-  fc2_stage_acc<kN, kPass>(acc, alpha, stage);
-  named_barrier_sync(barrier, 128);
+  wgmma_stage_acc<kN, kPass, kFc2StageTokens>(acc, alpha,
+                                               [&](int h, int n, int r, float v) { stage.v[n][64 * h + r] = v; });
   const int rows = tile.row_end - tile.row_begin, lane = int(threadIdx.x) % 32;
   const int64_t col = group * kWgmmaConsumerRows + 4 * lane;
   const bool whole = col + 4 <= p.hidden && p.hidden % 4 == 0;

@@ -285,4 +285,24 @@ __device__ __forceinline__ void wgmma_consume(WgmmaSmem<kN, Stage>& smem, int64_
 __device__ __forceinline__ int wgmma_row(int i) { return (int(threadIdx.x) % 32) / 4 + ((i % 4) >= 2 ? 8 : 0); }
 __device__ __forceinline__ int wgmma_token(int i) { return 8 * (i / 4) + 2 * (int(threadIdx.x) % 4) + (i % 2); }
 
+// Epilogue staging of one pass (every thread of a consumer): waits until the consumer's previous pass (or item) is
+// done reading its stage, calls put(h, n, r, alpha · acc) for the accumulators of tokens kPass·kTokens.. (half h,
+// token n − kPass·kTokens, row r = 16·warp + wgmma_row(i) of the half's 64), then waits until the stage is whole.
+// Accumulator i holds token 8·(i / 4) + ..., so a pass is accumulators (kTokens / 2)·kPass .. + kTokens / 2 − 1.
+template <int kN, int kPass, int kTokens, class Put>
+__device__ __forceinline__ void wgmma_stage_acc(const WgmmaAcc<kN>& acc, float alpha, Put&& put) {
+  constexpr int kAccPerPass = kTokens / 2;
+  const int barrier = kWgmmaBarConsumer0 + wgmma_consumer();
+  const int warp = wgmma_warp();
+  named_barrier_sync(barrier, 128);
+#pragma unroll
+  for (int h = 0; h < kWgmmaHalves; ++h) {
+#pragma unroll
+    for (int i = kPass * kAccPerPass; i < (kPass + 1) * kAccPerPass; ++i) {
+      put(h, wgmma_token(i) - kPass * kTokens, 16 * warp + wgmma_row(i), __fmul_rn(alpha, acc[h][i]));
+    }
+  }
+  named_barrier_sync(barrier, 128);
+}
+
 }  // namespace fp4moe::cuda
