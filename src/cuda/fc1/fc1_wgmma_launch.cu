@@ -56,10 +56,9 @@ bool wgmma_path_available() {
 }
 
 void x_reorder_launch(const XReorderParams& p, void* stream_ptr) {
-  const int64_t threads = p.rows * (p.k / format::kFragK);
+  const int64_t threads = p.rows * (p.k / format::kFragK) * kXReorderPieces;
   if (threads == 0) return;
-  constexpr int kBlock = 128;
-  launch_pdl(x_reorder_kernel, dim3(unsigned((threads + kBlock - 1) / kBlock)), kBlock, 0,
+  launch_pdl(x_reorder_kernel, dim3(unsigned((threads + kXReorderBlock - 1) / kXReorderBlock)), kXReorderBlock, 0,
              static_cast<cudaStream_t>(stream_ptr), p);
 }
 

@@ -1,8 +1,12 @@
 // x rows into the MMA k order of the wgmma path: within every 64-column chunk, column l moves to
 // format::fragment_k_slot(l), so FC1's wgmma B tiles are plain 16-byte copies of the stored rows. Pairs of columns
-// (2i, 2i+1) stay together, so the kernel moves 32-bit words. One thread per (row, chunk); src may equal dst (each
-// thread reads its whole chunk before it writes).
-// Roofline: reads and writes rows·k·2 bytes once (a few µs for thousands of tokens, against milliseconds of FC1).
+// (2i, 2i+1) stay together, so the kernel moves 32-bit words.
+// Threads: one per 16-byte piece (8 per chunk, 4 chunks per warp), so a warp's loads and stores are whole 128-byte
+// lines. Each thread puts its 4 words at their output places in the warp's shared-memory stage; after the warp's
+// barrier it stores the piece found at its own place. src may equal dst: every piece of a chunk is loaded before
+// the barrier and stored after it, by the same warp. (One thread per chunk, with 8 strided 16-byte loads each, ran
+// at a third of the copy bandwidth: 105 µs for 16384 × 2048, bench/NOTES.md.)
+// Roofline: reads and writes rows·k·2 bytes once.
 #pragma once
 
 #include <cstdint>
@@ -13,26 +17,34 @@
 
 namespace fp4moe::cuda {
 
-__global__ void x_reorder_kernel(XReorderParams p) {
+inline constexpr int kXReorderBlock = 256;
+inline constexpr int kXReorderPieces = format::kFragK / 8;  // 16-byte pieces per chunk
+// Words per staged chunk: 32, plus 4 so that the 4 chunks of a warp start 4 banks apart and its stores to the stage
+// (words 16·(j%2) + j/2 + 8·(e/2) + 4·(e%2) of piece j, word e) land in 32 different banks.
+inline constexpr int kXReorderPitch = format::kFragK / 2 + 4;
+static_assert(kXReorderBlock % 32 == 0 && 32 % kXReorderPieces == 0, "a warp holds whole chunks");
+
+__global__ void __launch_bounds__(kXReorderBlock) x_reorder_kernel(XReorderParams p) {
+  __shared__ __align__(16) uint32_t stage[kXReorderBlock / kXReorderPieces][kXReorderPitch];
   griddep_wait();
   griddep_launch_dependents();
-  constexpr int kWords = format::kFragK / 2;
   const int64_t chunks = p.k / format::kFragK;
   const int64_t index = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (index >= p.rows * chunks) return;
-  const int64_t row = index / chunks, chunk = index % chunks;
-  const uint4* src = reinterpret_cast<const uint4*>(p.src + row * p.src_ld + chunk * format::kFragK);
-  uint4* dst = reinterpret_cast<uint4*>(p.dst + row * p.dst_ld + chunk * format::kFragK);
-  uint32_t in[kWords], out[kWords];
+  const int64_t chunk_index = index / kXReorderPieces;
+  const int piece = int(index % kXReorderPieces);
+  const bool valid = chunk_index < p.rows * chunks;  // every thread reaches the warp barrier
+  const int64_t row = chunk_index / chunks, col = (chunk_index % chunks) * format::kFragK + 8 * piece;
+  uint32_t* words = stage[threadIdx.x / kXReorderPieces];
+  if (valid) {
+    const uint4 v = *reinterpret_cast<const uint4*>(p.src + row * p.src_ld + col);
+    const uint32_t in[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-  for (int i = 0; i < kWords / 4; ++i) {
-    const uint4 v = src[i];
-    in[4 * i] = v.x, in[4 * i + 1] = v.y, in[4 * i + 2] = v.z, in[4 * i + 3] = v.w;
+    for (int e = 0; e < 4; ++e) words[format::fragment_k_slot(2 * (4 * piece + e)) / 2] = in[e];
   }
-#pragma unroll
-  for (int i = 0; i < kWords; ++i) out[format::fragment_k_slot(2 * i) / 2] = in[i];
-#pragma unroll
-  for (int i = 0; i < kWords / 4; ++i) dst[i] = make_uint4(out[4 * i], out[4 * i + 1], out[4 * i + 2], out[4 * i + 3]);
+  __syncwarp();
+  if (valid) {
+    *reinterpret_cast<uint4*>(p.dst + row * p.dst_ld + col) = *reinterpret_cast<const uint4*>(words + 4 * piece);
+  }
 }
 
 }  // namespace fp4moe::cuda
