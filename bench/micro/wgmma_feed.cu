@@ -118,7 +118,10 @@ __global__ void __launch_bounds__(384, 1) feed_kernel(const uint8_t* src, size_t
       const size_t per_block = src_bytes / gridDim.x / 1024 * 1024;
       const int64_t t0 = clock64();
       const int64_t bytes = feed<kFeed>(base + kConsumerBytes, src + per_block * blockIdx.x, per_block, bars, done);
-      if (threadIdx.x == 0) out[4 * blockIdx.x + 1] = clock64() - t0, out[4 * blockIdx.x + 2] = bytes;
+      if (threadIdx.x == 0) {
+        out[4 * blockIdx.x + 1] = clock64() - t0;
+        out[4 * blockIdx.x + 2] = bytes;
+      }
     }
     return;
   }
@@ -127,7 +130,10 @@ __global__ void __launch_bounds__(384, 1) feed_kernel(const uint8_t* src, size_t
   const float sum = consume(base);
   const int64_t t1 = clock64();
   named_barrier_sync(1, 256);
-  if (threadIdx.x == 128) out[4 * blockIdx.x] = t1 - t0, done = 1;
+  if (threadIdx.x == 128) {
+    out[4 * blockIdx.x] = t1 - t0;
+    done = 1;
+  }
   if (sum == 1234.5f) sink[threadIdx.x] = sum;
 #endif
 }
@@ -146,8 +152,11 @@ void run(const char* name, const uint8_t* src, size_t src_bytes, int blocks, int
   int64_t out[4 * 1024];
   cudaMemcpy(out, d_out, sizeof(int64_t) * 4 * blocks, cudaMemcpyDeviceToHost);
   double cycles = 0, feed_cycles = 0, feed_bytes = 0;
-  for (int b = 0; b < blocks; ++b) cycles += double(out[4 * b]), feed_cycles += double(out[4 * b + 1]),
-                                   feed_bytes += double(out[4 * b + 2]);
+  for (int b = 0; b < blocks; ++b) {
+    cycles += double(out[4 * b]);
+    feed_cycles += double(out[4 * b + 1]);
+    feed_bytes += double(out[4 * b + 2]);
+  }
   const double per_chunk = cycles / blocks / kRounds;
   std::printf("%-10s %8zu MB   consumer cycles/chunk %7.1f (tensor busy %.2f)   feed %5.1f B/cycle/SM\n", name,
               src_bytes >> 20, per_chunk, 1024.0 / per_chunk, feed_cycles > 0 ? feed_bytes / feed_cycles : 0.0);
