@@ -1,6 +1,6 @@
 // The Hopper tensor-core GEMM shared by the large-batch FC1 and FC2 (sm_90a): out[m, n] = Σ_k W[m, k] · X[n, k] for
 // 256 rows of one expert's FP4 weights W (16 fragment tiles) and a work tile of kN (64 or 128) BF16 token rows X
-// (the wgmma N side).
+// (the wgmma N side; the wgmmas are as wide as the tile's rows need, 32 to kN in steps of 32).
 //
 // Block: three warpgroups (384 threads), warp-specialized. Warpgroup 0 is the producer: it gathers each 64-k chunk
 // of the kN token rows (cp.async, stored 128-byte swizzled in the MMA k order, fragment_k_slot) and the chunk of
@@ -209,8 +209,8 @@ __device__ __forceinline__ void wgmma_hold_a(const WgmmaChunkA& a) {
   }
 }
 
-// Issues the chunk's 8 wgmmas (4 k16 steps × 2 halves) as one group.
-template <int kN, class Stage>
+// Issues the chunk's 8 wgmmas (4 k16 steps × 2 halves) of token width kWidth as one group.
+template <int kN, int kWidth, class Stage>
 __device__ __forceinline__ void wgmma_issue_chunk(const WgmmaSmem<kN, Stage>& smem, int slot, const WgmmaChunkA& a,
                                                   WgmmaAcc<kN>& acc) {
   const uint64_t desc = wgmma_desc_k_sw128(smem.pipe.tokens[slot]);
@@ -218,13 +218,7 @@ __device__ __forceinline__ void wgmma_issue_chunk(const WgmmaSmem<kN, Stage>& sm
 #pragma unroll
   for (int step = 0; step < 4; ++step) {
 #pragma unroll
-    for (int h = 0; h < kWgmmaHalves; ++h) {
-      if constexpr (kN == 128) {
-        wgmma_bf16_m64n128k16_rs(acc[h], a[step][h], desc + 2 * step, 1);
-      } else {
-        wgmma_bf16_m64n64k16_rs(acc[h], a[step][h], desc + 2 * step, 1);
-      }
-    }
+    for (int h = 0; h < kWgmmaHalves; ++h) wgmma_bf16_rs<kWidth>(acc[h], a[step][h], desc + 2 * step, 1);
   }
   wgmma_commit();
 }
@@ -251,15 +245,10 @@ __device__ __forceinline__ void wgmma_release_chunk(WgmmaSmem<kN, Stage>& smem, 
   if (threadIdx.x % 32 == 0) mbarrier_arrive(&smem.empty[chunk % kWgmmaStages]);
 }
 
-// Consumer warpgroup: acc = its 128 rows' sum over one item's k_tiles chunks. `chunk` counts the block's chunks.
-template <int kN, class Stage>
-__device__ __forceinline__ void wgmma_consume(WgmmaSmem<kN, Stage>& smem, int64_t k_tiles, WgmmaAcc<kN>& acc,
-                                              int64_t& chunk FP4MOE_PROF_ARG) {
-#pragma unroll
-  for (int h = 0; h < kWgmmaHalves; ++h) {
-#pragma unroll
-    for (int i = 0; i < kN / 2; ++i) acc[h][i] = 0.0f;
-  }
+// Consumer main loop with wgmmas of token width kWidth (the accumulators of later tokens stay zero).
+template <int kN, int kWidth, class Stage>
+__device__ __forceinline__ void wgmma_consume_width(WgmmaSmem<kN, Stage>& smem, int64_t k_tiles, WgmmaAcc<kN>& acc,
+                                                    int64_t& chunk FP4MOE_PROF_ARG) {
   for (int64_t c = 0; c < k_tiles; ++c, ++chunk) {
     // The hardware reads A registers and writes the accumulators after issue, so the chunk retires (wait) before
     // the loop moves on; the other consumer keeps the tensor cores busy meanwhile. Measured alternatives, both
@@ -267,7 +256,7 @@ __device__ __forceinline__ void wgmma_consume(WgmmaSmem<kN, Stage>& smem, int64_
     WgmmaChunkA a;
     wgmma_take_chunk(smem, chunk, a FP4MOE_PROF_PASS);
     FP4MOE_PROF_CLOCK(t0);
-    wgmma_issue_chunk(smem, int(chunk % kWgmmaStages), a, acc);
+    wgmma_issue_chunk<kN, kWidth>(smem, int(chunk % kWgmmaStages), a, acc);
     FP4MOE_PROF_CLOCK(t1);
     wgmma_wait<0>();
     FP4MOE_PROF_CLOCK(t2);
@@ -278,6 +267,31 @@ __device__ __forceinline__ void wgmma_consume(WgmmaSmem<kN, Stage>& smem, int64_
 #pragma unroll
     for (int h = 0; h < kWgmmaHalves; ++h) wgmma_hold(acc[h]);
     wgmma_release_chunk(smem, chunk);
+  }
+}
+
+// Consumer warpgroup: acc = its 128 rows' sum over one item's k_tiles chunks, for a work tile of `rows` token rows
+// (1..kN). The wgmmas are only as wide as the tile needs, in steps of 32 tokens: the last tile of an expert is
+// mostly part-filled (an expert with 130 rows has a second 128-row tile of 2), and a wgmma's time grows with its
+// width. `chunk` counts the block's chunks.
+template <int kN, class Stage>
+__device__ __forceinline__ void wgmma_consume(WgmmaSmem<kN, Stage>& smem, int64_t k_tiles, int rows,
+                                              WgmmaAcc<kN>& acc, int64_t& chunk FP4MOE_PROF_ARG) {
+#pragma unroll
+  for (int h = 0; h < kWgmmaHalves; ++h) {
+#pragma unroll
+    for (int i = 0; i < kN / 2; ++i) acc[h][i] = 0.0f;
+  }
+  if (rows <= 32) {
+    wgmma_consume_width<kN, 32>(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);
+  } else if (kN == 64 || rows <= 64) {
+    wgmma_consume_width<kN, 64>(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);
+  } else if constexpr (kN == 128) {
+    if (rows <= 96) {
+      wgmma_consume_width<kN, 96>(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);
+    } else {
+      wgmma_consume_width<kN, 128>(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);
+    }
   }
 }
 

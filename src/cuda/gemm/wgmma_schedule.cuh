@@ -51,7 +51,7 @@ __device__ __forceinline__ void wgmma_persistent_block(WgmmaSmem<kN, Stage>& sme
   warpgroup_reg_alloc<kWgmmaConsumerRegs>();
   wgmma_for_each_item(work, block_groups, [&](const RouteTile& tile, int64_t block_group) {
     WgmmaAcc<kN> acc;
-    wgmma_consume(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);
+    wgmma_consume(smem, k_tiles, tile.row_end - tile.row_begin, acc, chunk FP4MOE_PROF_PASS);
     FP4MOE_PROF_CLOCK(te0);
     epilogue(tile, kWgmmaConsumers * block_group + wgmma_consumer(), acc);
     FP4MOE_PROF_CLOCK(te1);
