@@ -67,7 +67,7 @@ __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const Rout
   const int64_t first_group = kWgmmaConsumers * block_group;
   const auto row_tile = [&](int consumer, int h) { return fc1_wgmma_row_tile<kGated>(p, first_group + consumer, h); };
   const WgmmaWeights w = wgmma_weights(p.w13, tile.expert, row_tile);
-  wgmma_produce(smem, w, p.w13.k_tiles, chunk FP4MOE_PROF_PASS);
+  wgmma_produce(smem, w, p.w13.k_tiles, tile.row_end - tile.row_begin, chunk FP4MOE_PROF_PASS);
 }
 
 // Activation, (W4A4) requantization and BF16 store of the staged outputs of kFc1StageTokens tokens: a warp stores 64
@@ -146,7 +146,11 @@ __device__ __forceinline__ void fc1_wgmma_epilogue(const Fc1Params& p, const Rou
   const float alpha = __fmul_rn(p.w4a4 ? __fdiv_rn(scale_2, p.gs1) : scale_2, kFragUnscale);
   Fc1Stage& stage = smem.stage[wgmma_consumer()];
   fc1_wgmma_epilogue_pass<kGated, kN, 0>(p, tile, group, acc, alpha, stage);
-  if constexpr (kN > kFc1StageTokens) fc1_wgmma_epilogue_pass<kGated, kN, 1>(p, tile, group, acc, alpha, stage);
+  if constexpr (kN > kFc1StageTokens) {
+    if (tile.row_end - tile.row_begin > kFc1StageTokens) {  // the whole consumer takes the same branch
+      fc1_wgmma_epilogue_pass<kGated, kN, 1>(p, tile, group, acc, alpha, stage);
+    }
+  }
 }
 
 // Persistent (wgmma_schedule.cuh). PDL: waits first (x, or the quantize pass, and the routing), then lets FC2

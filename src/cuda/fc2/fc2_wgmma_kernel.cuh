@@ -38,7 +38,7 @@ __device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const Rout
   const int64_t first_group = kWgmmaConsumers * block_group;
   const WgmmaWeights w =
       wgmma_weights(p.w2, tile.expert, [&](int consumer, int h) { return wgmma_row_tile(first_group + consumer, h); });
-  wgmma_produce(smem, w, p.w2.k_tiles, chunk FP4MOE_PROF_PASS);
+  wgmma_produce(smem, w, p.w2.k_tiles, tile.row_end - tile.row_begin, chunk FP4MOE_PROF_PASS);
 }
 
 // One pass of the epilogue: alpha · acc staged (a token's 128 columns in one row, half h at 64h), then stored row by
@@ -85,7 +85,11 @@ __device__ __forceinline__ void fc2_wgmma_epilogue(const Fc2Params& p, const Rou
   const float alpha = __fmul_rn(p.w4a4 ? __fdiv_rn(scale_2, p.gs2) : scale_2, kFragUnscale);
   Fc2Stage& stage = smem.stage[wgmma_consumer()];
   fc2_wgmma_epilogue_pass<kN, 0>(p, tile, group, acc, alpha, stage);
-  if constexpr (kN > kFc2StageTokens) fc2_wgmma_epilogue_pass<kN, 1>(p, tile, group, acc, alpha, stage);
+  if constexpr (kN > kFc2StageTokens) {
+    if (tile.row_end - tile.row_begin > kFc2StageTokens) {  // the whole consumer takes the same branch
+      fc2_wgmma_epilogue_pass<kN, 1>(p, tile, group, acc, alpha, stage);
+    }
+  }
 }
 
 // Persistent (wgmma_schedule.cuh). PDL: waits first (h comes from FC1), then lets the combine launch; its blocks

@@ -126,14 +126,23 @@ __device__ __forceinline__ void wgmma_pipeline_init(Smem& smem) {
   __syncthreads();
 }
 
-// Producer: issues the copies of chunk c into slot `slot`: token pieces (row t/8 + 16j, 16-byte piece t % 8), this
-// lane's 16 code bytes of the warp's 4 tiles, and (lanes 0-15) the 16 scale pieces of those tiles.
+// Token width of the wgmmas for a work tile of `rows` rows (1..kN): 32, 64, 96 or 128, at most kN.
+template <int kN>
+__device__ __forceinline__ int wgmma_width(int rows) {
+  const int width = (rows + 31) / 32 * 32;
+  return width < kN ? width : kN;
+}
+
+// Producer: issues the copies of chunk c into slot `slot`: token pieces (row t/8 + 16j, 16-byte piece t % 8) of the
+// `width` rows the wgmmas read, this lane's 16 code bytes of the warp's 4 tiles, and (lanes 0-15) the 16 scale
+// pieces of those tiles.
 template <int kN, class Stage>
-__device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, int slot,
-                                                 int64_t c) {
+__device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, int width,
+                                                 int slot, int64_t c) {
   const int t = wgmma_thread(), warp = wgmma_warp(), lane = t % 32, piece = t % 8;
 #pragma unroll
   for (int j = 0; j < kN / 16; ++j) {
+    if (16 * j >= width) break;  // rows the wgmmas never read (a whole warp's rows: 16j..16j+15)
     const int r = t / 8 + 16 * j;
     const uint16_t* row = smem.rows[r];
     uint8_t* dst = smem.pipe.tokens[slot] + r * kWgmmaChunkBytes + ((piece ^ (r % 8)) << 4);
@@ -160,13 +169,14 @@ __device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, con
 // it (smem.rows filled and visible to the producer before the call). `chunk` counts the block's chunks so far.
 template <int kN, class Stage>
 __device__ __forceinline__ void wgmma_produce(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, int64_t k_tiles,
-                                              int64_t& chunk FP4MOE_PROF_ARG) {
+                                              int rows, int64_t& chunk FP4MOE_PROF_ARG) {
+  const int width = wgmma_width<kN>(rows);
   for (int64_t c = 0; c < k_tiles; ++c, ++chunk) {
     const int slot = int(chunk % kWgmmaStages);
     FP4MOE_PROF_CLOCK(t0);
     if (chunk >= kWgmmaStages) mbarrier_wait_parity(&smem.empty[slot], uint32_t((chunk / kWgmmaStages - 1) & 1));
     FP4MOE_PROF_CLOCK(t1);
-    wgmma_load_chunk(smem, w, slot, c);
+    wgmma_load_chunk(smem, w, width, slot, c);
     cp_async_mbarrier_arrive_noinc(&smem.full[slot]);
     FP4MOE_PROF_CLOCK(t2);
     FP4MOE_PROF_ADD(0, t1 - t0);
@@ -282,12 +292,13 @@ __device__ __forceinline__ void wgmma_consume(WgmmaSmem<kN, Stage>& smem, int64_
 #pragma unroll
     for (int i = 0; i < kN / 2; ++i) acc[h][i] = 0.0f;
   }
-  if (rows <= 32) {
+  const int width = wgmma_width<kN>(rows);
+  if (width == 32) {
     wgmma_consume_width<kN, 32>(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);
-  } else if (kN == 64 || rows <= 64) {
+  } else if (kN == 64 || width == 64) {
     wgmma_consume_width<kN, 64>(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);
   } else if constexpr (kN == 128) {
-    if (rows <= 96) {
+    if (width == 96) {
       wgmma_consume_width<kN, 96>(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);
     } else {
       wgmma_consume_width<kN, 128>(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);

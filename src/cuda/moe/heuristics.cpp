@@ -21,10 +21,12 @@ constexpr int64_t kMidTileMinRowsPerExpert = 14;
 // rows (qwen3-235b T=320: 0.62 against 0.54 at T=256 and 0.52 at T=512; deepseek-v3 T=640 0.65 against 0.58 and
 // 0.56). Earlier, with 16-row tiles only: wgmma ahead from 17 rows (qwen3-30b T=384 265 vs 325 µs at 24 rows).
 // 128-row tiles win from ~128 rows per expert (deepseek-v3 T=4096: 8169 vs 9225 µs; mixtral T=512, 128 rows: 1145
-// vs 1230), tie at 64 (qwen3-30b T=1024: 417 vs 417; qwen3-235b: 1282 vs 1318) and lose at 32 (gpt-oss T=1024:
-// 1691 vs 1197).
+// vs 1230) and lose at 32 (gpt-oss T=1024: 1691 vs 1197; qwen3-235b T=512: 1044 vs 856). Since the wgmmas, copies
+// and epilogue passes only cover a tile's rows (session 10), a 128-row tile costs what its rows need, and at ~64
+// rows per expert it saves the second, part-filled 64-row tile that about half the experts get: mixtral T=256
+// 621 vs 792 µs.
 constexpr int64_t kWgmmaMinRowsPerExpert = 21;
-constexpr int64_t kWgmmaWideMinRowsPerExpert = 96;
+constexpr int64_t kWgmmaWideMinRowsPerExpert = 48;
 // Fewest 128-row blocks (about 8 per SM on the H100) for which the streaming kernels take that block shape.
 constexpr int64_t kWideBlocksMinGrid = 1024;
 
