@@ -57,7 +57,7 @@ using Fc1Smem = WgmmaSmem<kN, Fc1Stage>;
 // Producer warpgroup, one item: the row table of the tile (x of the token of each sorted row), then the pipeline.
 template <bool kGated, int kN>
 __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const RouteTile& tile, int64_t block_group,
-                                                  Fc1Smem<kN>& smem, int64_t& chunk FP4MOE_PROF_ARG) {
+                                                  Fc1Smem<kN>& smem, WgmmaRing& ring FP4MOE_PROF_ARG) {
   named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
   for (int r = wgmma_thread(); r < kN; r += 128) {
     const bool in = r < tile.row_end - tile.row_begin;
@@ -67,7 +67,7 @@ __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const Rout
   const int64_t first_group = kWgmmaConsumers * block_group;
   const auto row_tile = [&](int consumer, int h) { return fc1_wgmma_row_tile<kGated>(p, first_group + consumer, h); };
   const WgmmaWeights w = wgmma_weights(p.w13, tile.expert, row_tile);
-  wgmma_produce(smem, w, p.w13.k_tiles, tile.row_end - tile.row_begin, chunk FP4MOE_PROF_PASS);
+  wgmma_produce(smem, w, p.w13.k_tiles, tile.row_end - tile.row_begin, ring FP4MOE_PROF_PASS);
 }
 
 // Activation, (W4A4) requantization and BF16 store of the staged outputs of kFc1StageTokens tokens: a warp stores 64
@@ -164,8 +164,8 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1) fc1_wgmma_kernel(Fc1Params p
   griddep_launch_dependents();
   wgmma_persistent_block(
       smem, p.work, fc1_wgmma_block_groups<kGated>(p), p.w13.k_tiles,
-      [&](const RouteTile& tile, int64_t block_group, int64_t& chunk FP4MOE_PROF_ARG) {
-        fc1_wgmma_produce<kGated, kN>(p, tile, block_group, smem, chunk FP4MOE_PROF_PASS);
+      [&](const RouteTile& tile, int64_t block_group, WgmmaRing& ring FP4MOE_PROF_ARG) {
+        fc1_wgmma_produce<kGated, kN>(p, tile, block_group, smem, ring FP4MOE_PROF_PASS);
       },
       [&](const RouteTile& tile, int64_t group, const WgmmaAcc<kN>& acc) {
         fc1_wgmma_epilogue<kGated, kN>(p, tile, group, acc, smem);

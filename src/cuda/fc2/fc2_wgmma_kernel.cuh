@@ -29,7 +29,7 @@ using Fc2Smem = WgmmaSmem<kN, Fc2Stage>;
 // Producer warpgroup, one item: the row table of the tile (its h rows), then the pipeline.
 template <int kN>
 __device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const RouteTile& tile, int64_t block_group,
-                                                  Fc2Smem<kN>& smem, int64_t& chunk FP4MOE_PROF_ARG) {
+                                                  Fc2Smem<kN>& smem, WgmmaRing& ring FP4MOE_PROF_ARG) {
   named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
   for (int r = wgmma_thread(); r < kN; r += 128) {
     smem.rows[r] = r < tile.row_end - tile.row_begin ? p.h + (tile.row_begin + r) * p.intermediate : nullptr;
@@ -38,7 +38,7 @@ __device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const Rout
   const int64_t first_group = kWgmmaConsumers * block_group;
   const WgmmaWeights w =
       wgmma_weights(p.w2, tile.expert, [&](int consumer, int h) { return wgmma_row_tile(first_group + consumer, h); });
-  wgmma_produce(smem, w, p.w2.k_tiles, tile.row_end - tile.row_begin, chunk FP4MOE_PROF_PASS);
+  wgmma_produce(smem, w, p.w2.k_tiles, tile.row_end - tile.row_begin, ring FP4MOE_PROF_PASS);
 }
 
 // One pass of the epilogue: alpha · acc staged (a token's 128 columns in one row, half h at 64h), then stored row by
@@ -103,8 +103,8 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1) fc2_wgmma_kernel(Fc2Params p
   griddep_launch_dependents();
   wgmma_persistent_block(
       smem, p.work, (p.hidden + kWgmmaRows - 1) / kWgmmaRows, p.w2.k_tiles,
-      [&](const RouteTile& tile, int64_t block_group, int64_t& chunk FP4MOE_PROF_ARG) {
-        fc2_wgmma_produce<kN>(p, tile, block_group, smem, chunk FP4MOE_PROF_PASS);
+      [&](const RouteTile& tile, int64_t block_group, WgmmaRing& ring FP4MOE_PROF_ARG) {
+        fc2_wgmma_produce<kN>(p, tile, block_group, smem, ring FP4MOE_PROF_PASS);
       },
       [&](const RouteTile& tile, int64_t group, const WgmmaAcc<kN>& acc) {
         fc2_wgmma_epilogue<kN>(p, tile, group, acc, smem);

@@ -12,8 +12,11 @@
 // Slots hand over through mbarriers: full (the producer's copies landed) and empty (every consumer warp retired its
 // wgmmas on the slot). The consumers are not tied to each other, so one's decode can run during the other's
 // wgmmas (measured: only in part, bench/NOTES.md).
-// The kernels are persistent (wgmma_schedule.cuh): the chunk count runs on across a block's work items, so the
-// producer fills the next item's slots while the consumers run the epilogue of the current one.
+// The kernels are persistent (wgmma_schedule.cuh): the slot ring (WgmmaRing) runs on across a block's work items, so
+// the producer fills the next item's slots while the consumers run the epilogue of the current one.
+// Instruction issue is part of the limit: a producer warp shares each scheduler with two consumer warps, so the
+// per-chunk loops carry no index arithmetic beyond pointer increments (halving the producer's instructions and
+// dropping the consumers' 64-bit slot arithmetic took 10-18 % off the layer, bench/NOTES.md session 12).
 // Registers: setmaxnreg gives the consumers kWgmmaConsumerRegs (accumulators + A operands), the producer few.
 // Every output sums its k16 steps in the same order for both tile widths and for any batch, on this path.
 // Roofline per chunk: 2 · 256 · kN · 64 flops against 9.2 KB of weights and kN · 128 bytes of tokens from L2.
@@ -133,51 +136,106 @@ __device__ __forceinline__ int wgmma_width(int rows) {
   return width < kN ? width : kN;
 }
 
-// Producer: issues the copies of chunk c into slot `slot`: token pieces (row t/8 + 16j, 16-byte piece t % 8) of the
-// `width` rows the wgmmas read, this lane's 16 code bytes of the warp's 4 tiles, and (lanes 0-15) the 16 scale
-// pieces of those tiles.
+// Where a role is in the ring of slots: the slot of its next chunk and the parity of that slot's current round.
+// Each role advances it once per chunk over all of the block's items, so slots and phases run on. (Deriving both
+// from a 64-bit chunk count cost ~30 integer instructions per chunk in every warp: division by kWgmmaStages.)
+struct WgmmaRing {
+  int slot = 0;
+  uint32_t phase = 0;
+  __device__ __forceinline__ void advance() {
+    if (++slot == kWgmmaStages) {
+      slot = 0;
+      phase ^= 1u;
+    }
+  }
+};
+
+// A producer thread's copy sources for one item, moved on by one chunk after each chunk: its token rows (row
+// t/8 + 16j, 16-byte piece t % 8), its 16 code bytes of the warp's 4 tiles and (lanes 0-15) one scale piece. Bytes
+// 0 copy zeros (rows past the tile, tiles past the matrix; their pointer stays inside the weights). Set up once per
+// item, so a chunk's copies are pointer increments: reading the row table and checking for null rows on every chunk
+// took ~16 instructions per 16-byte copy.
+template <int kN>
+struct WgmmaSources {
+  const uint8_t* token[kN / 16];
+  uint32_t token_bytes[kN / 16];
+  const uint8_t* code[kWgmmaConsumers * kWgmmaHalves];
+  uint32_t code_bytes[kWgmmaConsumers * kWgmmaHalves];
+  const uint8_t* scale;
+  uint32_t scale_bytes;
+};
+
+// The sources of chunk 0 (smem.rows filled and visible to the producer).
 template <int kN, class Stage>
-__device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, int width,
-                                                 int slot, int64_t c) {
-  const int t = wgmma_thread(), warp = wgmma_warp(), lane = t % 32, piece = t % 8;
+__device__ __forceinline__ WgmmaSources<kN> wgmma_sources(const WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w) {
+  const int t = wgmma_thread(), lane = t % 32;
+  WgmmaSources<kN> s;
 #pragma unroll
   for (int j = 0; j < kN / 16; ++j) {
-    if (16 * j >= width) break;  // rows the wgmmas never read (a whole warp's rows: 16j..16j+15)
-    const int r = t / 8 + 16 * j;
-    const uint16_t* row = smem.rows[r];
-    uint8_t* dst = smem.pipe.tokens[slot] + r * kWgmmaChunkBytes + ((piece ^ (r % 8)) << 4);
-    const void* src = row ? static_cast<const void*>(row + c * format::kFragK + 8 * piece) : w.codes;
-    cp_async_16(dst, src, row ? 16u : 0u);
+    const uint16_t* row = smem.rows[t / 8 + 16 * j];
+    s.token[j] = row ? reinterpret_cast<const uint8_t*>(row + 8 * (t % 8)) : w.codes;
+    s.token_bytes[j] = row ? 16u : 0u;
   }
 #pragma unroll
   for (int i = 0; i < kWgmmaConsumers * kWgmmaHalves; ++i) {
     const int64_t first = w.first[i];
-    cp_async_16(smem.pipe.codes[slot][4 * i + warp] + 16 * lane,
-                w.codes + (first >= 0 ? (first + c) * format::kFragCodeBytes + 16 * lane : 0), first >= 0 ? 16u : 0u);
+    s.code[i] = w.codes + (first >= 0 ? first * format::kFragCodeBytes + 16 * lane : 0);
+    s.code_bytes[i] = first >= 0 ? 16u : 0u;
   }
-  if (lane < 16) {
-    const int i = lane / 4, q = lane % 4;
-    int64_t first = w.first[0];  // selected without dynamic indexing (no local memory)
+  const int i = (lane % 16) / 4;
+  int64_t first = w.first[0];  // selected without dynamic indexing (no local memory)
 #pragma unroll
-    for (int k = 1; k < 4; ++k) first = i == k ? w.first[k] : first;
-    cp_async_16(smem.pipe.scales[slot][4 * i + warp] + 16 * q,
-                w.scales + (first >= 0 ? (first + c) * format::kFragScaleBytes + 16 * q : 0), first >= 0 ? 16u : 0u);
+  for (int k = 1; k < 4; ++k) first = i == k ? w.first[k] : first;
+  s.scale = w.scales + (first >= 0 ? first * format::kFragScaleBytes + 16 * (lane % 4) : 0);
+  s.scale_bytes = first >= 0 ? 16u : 0u;
+  return s;
+}
+
+// The sources of the next chunk.
+template <int kN>
+__device__ __forceinline__ void wgmma_next_sources(WgmmaSources<kN>& s) {
+#pragma unroll
+  for (int j = 0; j < kN / 16; ++j) s.token[j] += kWgmmaChunkBytes;
+#pragma unroll
+  for (int i = 0; i < kWgmmaConsumers * kWgmmaHalves; ++i) s.code[i] += format::kFragCodeBytes;
+  s.scale += format::kFragScaleBytes;
+}
+
+// Producer: issues this thread's copies of a chunk into slot `slot`: the token pieces of the `width` rows the wgmmas
+// read (stored 128-byte swizzled: row r's piece p at 16 · (p ^ r % 8)), the code pieces and the scale piece.
+template <int kN, class Stage>
+__device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, const WgmmaSources<kN>& s, int width,
+                                                 int slot) {
+  const int t = wgmma_thread(), warp = wgmma_warp(), lane = t % 32;
+  uint8_t* tokens = smem.pipe.tokens[slot] + (t / 8) * kWgmmaChunkBytes + (((t % 8) ^ (t / 8 % 8)) << 4);
+#pragma unroll
+  for (int j = 0; j < kN / 16; ++j) {
+    if (16 * j >= width) break;  // rows the wgmmas never read (a whole warp's rows: 16j..16j+15)
+    cp_async_16(tokens + 16 * j * kWgmmaChunkBytes, s.token[j], s.token_bytes[j]);
   }
+#pragma unroll
+  for (int i = 0; i < kWgmmaConsumers * kWgmmaHalves; ++i) {
+    cp_async_16(smem.pipe.codes[slot][4 * i + warp] + 16 * lane, s.code[i], s.code_bytes[i]);
+  }
+  if (lane < 16) cp_async_16(smem.pipe.scales[slot][4 * (lane / 4) + warp] + 16 * (lane % 4), s.scale, s.scale_bytes);
 }
 
 // Producer warpgroup: fills the slots with one item's chunks, refilling a slot once every consumer warp released
-// it (smem.rows filled and visible to the producer before the call). `chunk` counts the block's chunks so far.
+// it (smem.rows filled and visible to the producer before the call). The first round's waits pass at once: a fresh
+// barrier counts the phase before its first as complete.
 template <int kN, class Stage>
 __device__ __forceinline__ void wgmma_produce(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, int64_t k_tiles,
-                                              int rows, int64_t& chunk FP4MOE_PROF_ARG) {
+                                              int rows, WgmmaRing& ring FP4MOE_PROF_ARG) {
   const int width = wgmma_width<kN>(rows);
-  for (int64_t c = 0; c < k_tiles; ++c, ++chunk) {
-    const int slot = int(chunk % kWgmmaStages);
+  WgmmaSources<kN> s = wgmma_sources(smem, w);
+  for (int64_t c = 0; c < k_tiles; ++c) {
     FP4MOE_PROF_CLOCK(t0);
-    if (chunk >= kWgmmaStages) mbarrier_wait_parity(&smem.empty[slot], uint32_t((chunk / kWgmmaStages - 1) & 1));
+    mbarrier_wait_parity(&smem.empty[ring.slot], ring.phase ^ 1u);
     FP4MOE_PROF_CLOCK(t1);
-    wgmma_load_chunk(smem, w, width, slot, c);
-    cp_async_mbarrier_arrive_noinc(&smem.full[slot]);
+    wgmma_load_chunk(smem, s, width, ring.slot);
+    cp_async_mbarrier_arrive_noinc(&smem.full[ring.slot]);
+    wgmma_next_sources(s);
+    ring.advance();
     FP4MOE_PROF_CLOCK(t2);
     FP4MOE_PROF_ADD(0, t1 - t0);
     FP4MOE_PROF_ADD(1, t2 - t1);
@@ -233,40 +291,39 @@ __device__ __forceinline__ void wgmma_issue_chunk(const WgmmaSmem<kN, Stage>& sm
   wgmma_commit();
 }
 
-// Consumer: waits until the producer filled the slot of `chunk`, then decodes this warp's tiles of it into `a`.
+// Consumer: waits until the producer filled the ring's slot, then decodes this warp's tiles of it into `a`.
 template <int kN, class Stage>
-__device__ __forceinline__ void wgmma_take_chunk(WgmmaSmem<kN, Stage>& smem, int64_t chunk,
+__device__ __forceinline__ void wgmma_take_chunk(WgmmaSmem<kN, Stage>& smem, const WgmmaRing& ring,
                                                  WgmmaChunkA& a FP4MOE_PROF_ARG) {
-  const int slot = int(chunk % kWgmmaStages);
   FP4MOE_PROF_CLOCK(t0);
-  mbarrier_wait_parity(&smem.full[slot], uint32_t((chunk / kWgmmaStages) & 1));
+  mbarrier_wait_parity(&smem.full[ring.slot], ring.phase);
   FP4MOE_PROF_CLOCK(t1);
   fence_proxy_async_shared();  // the copies were generic-proxy writes; wgmma reads through the async proxy
-  wgmma_decode_chunk(smem, slot, a);
+  wgmma_decode_chunk(smem, ring.slot, a);
   FP4MOE_PROF_HOLD(wgmma_hold_a(a));
   FP4MOE_PROF_CLOCK(t2);
   FP4MOE_PROF_ADD(0, t1 - t0);
   FP4MOE_PROF_ADD(1, t2 - t1);
 }
 
-// Consumer: hands the slot of `chunk` back to the producer (this warp's wgmmas on it retired).
+// Consumer: hands the slot back to the producer (this warp's wgmmas on it retired).
 template <int kN, class Stage>
-__device__ __forceinline__ void wgmma_release_chunk(WgmmaSmem<kN, Stage>& smem, int64_t chunk) {
-  if (threadIdx.x % 32 == 0) mbarrier_arrive(&smem.empty[chunk % kWgmmaStages]);
+__device__ __forceinline__ void wgmma_release_chunk(WgmmaSmem<kN, Stage>& smem, int slot) {
+  if (threadIdx.x % 32 == 0) mbarrier_arrive(&smem.empty[slot]);
 }
 
 // Consumer main loop with wgmmas of token width kWidth (the accumulators of later tokens stay zero).
 template <int kN, int kWidth, class Stage>
 __device__ __forceinline__ void wgmma_consume_width(WgmmaSmem<kN, Stage>& smem, int64_t k_tiles, WgmmaAcc<kN>& acc,
-                                                    int64_t& chunk FP4MOE_PROF_ARG) {
-  for (int64_t c = 0; c < k_tiles; ++c, ++chunk) {
+                                                    WgmmaRing& ring FP4MOE_PROF_ARG) {
+  for (int64_t c = 0; c < k_tiles; ++c) {
     // The hardware reads A registers and writes the accumulators after issue, so the chunk retires (wait) before
     // the loop moves on; the other consumer keeps the tensor cores busy meanwhile. Measured alternatives, both
     // slower: two A buffers with wait_group 1 (7 % at qwen3-30b T=1024), and a fence and issue per k16 step.
     WgmmaChunkA a;
-    wgmma_take_chunk(smem, chunk, a FP4MOE_PROF_PASS);
+    wgmma_take_chunk(smem, ring, a FP4MOE_PROF_PASS);
     FP4MOE_PROF_CLOCK(t0);
-    wgmma_issue_chunk<kN, kWidth>(smem, int(chunk % kWgmmaStages), a, acc);
+    wgmma_issue_chunk<kN, kWidth>(smem, ring.slot, a, acc);
     FP4MOE_PROF_CLOCK(t1);
     wgmma_wait<0>();
     FP4MOE_PROF_CLOCK(t2);
@@ -276,17 +333,18 @@ __device__ __forceinline__ void wgmma_consume_width(WgmmaSmem<kN, Stage>& smem, 
     wgmma_hold_a(a);
 #pragma unroll
     for (int h = 0; h < kWgmmaHalves; ++h) wgmma_hold(acc[h]);
-    wgmma_release_chunk(smem, chunk);
+    wgmma_release_chunk(smem, ring.slot);
+    ring.advance();
   }
 }
 
 // Consumer warpgroup: acc = its 128 rows' sum over one item's k_tiles chunks, for a work tile of `rows` token rows
 // (1..kN). The wgmmas are only as wide as the tile needs, in steps of 32 tokens: the last tile of an expert is
 // mostly part-filled (an expert with 130 rows has a second 128-row tile of 2), and a wgmma's time grows with its
-// width. `chunk` counts the block's chunks.
+// width.
 template <int kN, class Stage>
 __device__ __forceinline__ void wgmma_consume(WgmmaSmem<kN, Stage>& smem, int64_t k_tiles, int rows,
-                                              WgmmaAcc<kN>& acc, int64_t& chunk FP4MOE_PROF_ARG) {
+                                              WgmmaAcc<kN>& acc, WgmmaRing& ring FP4MOE_PROF_ARG) {
 #pragma unroll
   for (int h = 0; h < kWgmmaHalves; ++h) {
 #pragma unroll
@@ -294,14 +352,14 @@ __device__ __forceinline__ void wgmma_consume(WgmmaSmem<kN, Stage>& smem, int64_
   }
   const int width = wgmma_width<kN>(rows);
   if (width == 32) {
-    wgmma_consume_width<kN, 32>(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);
+    wgmma_consume_width<kN, 32>(smem, k_tiles, acc, ring FP4MOE_PROF_PASS);
   } else if (kN == 64 || width == 64) {
-    wgmma_consume_width<kN, 64>(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);
+    wgmma_consume_width<kN, 64>(smem, k_tiles, acc, ring FP4MOE_PROF_PASS);
   } else if constexpr (kN == 128) {
     if (width == 96) {
-      wgmma_consume_width<kN, 96>(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);
+      wgmma_consume_width<kN, 96>(smem, k_tiles, acc, ring FP4MOE_PROF_PASS);
     } else {
-      wgmma_consume_width<kN, 128>(smem, k_tiles, acc, chunk FP4MOE_PROF_PASS);
+      wgmma_consume_width<kN, 128>(smem, k_tiles, acc, ring FP4MOE_PROF_PASS);
     }
   }
 }

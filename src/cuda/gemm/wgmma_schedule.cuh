@@ -25,13 +25,13 @@ __device__ __forceinline__ void wgmma_for_each_item(const WorkTiles& work, int64
 // The whole block's work (call from every thread): the barriers, then per item the producer warpgroup runs
 // produce(tile, block_group, chunk) and each consumer warpgroup the main loop over k_tiles chunks followed by
 // epilogue(tile, group, acc) for its output group 2·block_group + consumer, each role with its register budget.
-// `chunk` counts the role's chunks over all items, so slots and phases run on.
+// `ring` runs on over all of the role's items (WgmmaRing).
 template <int kN, class Stage, class Produce, class Epilogue>
 __device__ __forceinline__ void wgmma_persistent_block(WgmmaSmem<kN, Stage>& smem, const WorkTiles& work,
                                                        int64_t block_groups, int64_t k_tiles, Produce&& produce,
                                                        Epilogue&& epilogue) {
   wgmma_pipeline_init(smem);
-  int64_t chunk = 0;
+  WgmmaRing ring;
 #if defined(FP4MOE_WGMMA_PROFILE)
   WgmmaProf prof;
   const long long start = clock64();
@@ -40,7 +40,7 @@ __device__ __forceinline__ void wgmma_persistent_block(WgmmaSmem<kN, Stage>& sme
     warpgroup_reg_dealloc<kWgmmaProducerRegs>();
     wgmma_for_each_item(work, block_groups,
                         [&](const RouteTile& tile, int64_t block_group) {
-                          produce(tile, block_group, chunk FP4MOE_PROF_PASS);
+                          produce(tile, block_group, ring FP4MOE_PROF_PASS);
                         });
     cp_async_wait<0>();  // nothing of this thread in flight when it exits
 #if defined(FP4MOE_WGMMA_PROFILE)
@@ -51,7 +51,7 @@ __device__ __forceinline__ void wgmma_persistent_block(WgmmaSmem<kN, Stage>& sme
   warpgroup_reg_alloc<kWgmmaConsumerRegs>();
   wgmma_for_each_item(work, block_groups, [&](const RouteTile& tile, int64_t block_group) {
     WgmmaAcc<kN> acc;
-    wgmma_consume(smem, k_tiles, tile.row_end - tile.row_begin, acc, chunk FP4MOE_PROF_PASS);
+    wgmma_consume(smem, k_tiles, tile.row_end - tile.row_begin, acc, ring FP4MOE_PROF_PASS);
     FP4MOE_PROF_CLOCK(te0);
     epilogue(tile, kWgmmaConsumers * block_group + wgmma_consumer(), acc);
     FP4MOE_PROF_CLOCK(te1);
