@@ -1,6 +1,7 @@
 // Diagnostic build switch for the wgmma kernels (off by default; compiled out entirely): with FP4MOE_WGMMA_PROFILE
 // defined (-DCMAKE_CUDA_FLAGS=-DFP4MOE_WGMMA_PROFILE, a separate build), each role of a block sums clock64 cycles
-// per stage (the decode's registers held before the clock: its loads are counted in b) and warp 0 of every role in every 33rd block prints them when the kernel ends:
+// per stage (the decode's registers held before the clock: its loads are counted in b) and warp 0 of every role in
+// every 33rd block prints them when the kernel ends:
 //   consumer: a = waiting for a full slot, b = decode, c = wgmma issue, d = wgmma wait, e = epilogue, n = chunks;
 //   producer: a = waiting for an empty slot, b = issuing a chunk's copies, n = chunks.
 // bench/NOTES.md reads these as cycles per chunk. Timing in such a build is not representative.

@@ -23,7 +23,7 @@ __device__ __forceinline__ void wgmma_for_each_item(const WorkTiles& work, int64
 }
 
 // The whole block's work (call from every thread): the barriers, then per item the producer warpgroup runs
-// produce(tile, block_group, chunk) and each consumer warpgroup the main loop over k_tiles chunks followed by
+// produce(tile, block_group, ring) and each consumer warpgroup the main loop over k_tiles chunks followed by
 // epilogue(tile, group, acc) for its output group 2·block_group + consumer, each role with its register budget.
 // `ring` runs on over all of the role's items (WgmmaRing).
 template <int kN, class Stage, class Produce, class Epilogue>
