@@ -74,6 +74,31 @@ TEST(E2M1, MatchesBruteForceNearest) {
   }
 }
 
+// e2m1_round (the GPU requantization's shortcut) against the code round trip, bit for bit (sign of zero included):
+// every float of magnitude 2^-4 .. 16 (where the thresholds and the saturation lie), every 4099th bit pattern of
+// the rest, and the special values.
+TEST(E2M1, RoundShortcutEqualsCodeRoundTrip) {
+  const auto check = [](uint32_t u) {
+    const float f = bits_float(u);
+    const uint32_t want = float_bits(e2m1_to_float(float_to_e2m1(f)));
+    const uint32_t got = float_bits(e2m1_round(f));
+    if (want != got) ADD_FAILURE() << "bits 0x" << std::hex << u << ": want 0x" << want << ", got 0x" << got;
+    return want == got;
+  };
+  int64_t failures = 0;
+  for (uint32_t sign : {0u, 0x80000000u}) {
+    for (uint32_t u = float_bits(0.0625f); u < float_bits(16.0f) && failures < 10; ++u) failures += !check(u | sign);
+  }
+  for (uint64_t u = 0; u <= 0xffffffffull && failures < 10; u += 4099) failures += !check(uint32_t(u));
+  for (float f : {0.0f, -0.0f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                  std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::denorm_min(), 0.25f, 0.75f,
+                  1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f, 1e30f}) {
+    check(float_bits(f));
+    check(float_bits(f) ^ 0x80000000u);
+  }
+  EXPECT_EQ(failures, 0);
+}
+
 // ---- E4M3 ----
 
 TEST(E4M3, DecodesKnownCodes) {

@@ -42,6 +42,7 @@ template <bool kGated, int kNT>
 __device__ void fc1_epilogue(const Fc1Params& p, const RouteTile& tile, int64_t group, const StreamAcc<kNT>& acc) {
   const float scale_2 = p.w13_scale_2[tile.expert];
   const float alpha = __fmul_rn(p.w4a4 ? __fdiv_rn(scale_2, p.gs1) : scale_2, kFragUnscale);
+  const RequantScale gs2 = requant_scale(p.gs2);
   constexpr int kOutTiles = kGated ? 1 : 2;
   const int rows = tile.row_end - tile.row_begin;
 #pragma unroll
@@ -58,7 +59,7 @@ __device__ void fc1_epilogue(const Fc1Params& p, const RouteTile& tile, int64_t 
           const float up = kGated ? __fmul_rn(alpha, acc[1][j][2 * r + c]) : 0.0f;
           v[r] = apply_activation(p.activation, p.swiglu, gate, up);
         }
-        if (p.w4a4) requantize_block(v, p.gs2);
+        if (p.w4a4) requantize_block(v, gs2);
         if (n >= rows) continue;
         uint16_t* dst = p.h + (tile.row_begin + n) * p.intermediate;
 #pragma unroll

@@ -79,7 +79,7 @@ inline constexpr int kFc1RowsAtOnce = 4;
 
 template <Activation kAct, bool kGated, int kPass>
 __device__ __forceinline__ void fc1_wgmma_store_pass(const Fc1Params& p, const RouteTile& tile, int64_t group,
-                                                     const Fc1Stage& stage) {
+                                                     const Fc1Stage& stage, const RequantScale& gs2) {
   constexpr int kOuts = kGated ? 1 : kWgmmaHalves;
   const int rows = tile.row_end - tile.row_begin;
   const int lane = int(threadIdx.x) % 32;
@@ -101,7 +101,7 @@ __device__ __forceinline__ void fc1_wgmma_store_pass(const Fc1Params& p, const R
 #pragma unroll
       for (int u = 0; u < kFc1RowsAtOnce; ++u) {
 #pragma unroll
-        for (int o = 0; o < kOuts; ++o) requantize_block<1>(v[u][o], p.gs2);
+        for (int o = 0; o < kOuts; ++o) requantize_block<1>(v[u][o], gs2);
       }
     }
 #pragma unroll
@@ -123,17 +123,18 @@ __device__ __forceinline__ void fc1_wgmma_store_pass(const Fc1Params& p, const R
 // of the call's activation (gated: silu, gelu_tanh, swiglu_clamped; non-gated: relu2).
 template <bool kGated, int kN, int kPass>
 __device__ __forceinline__ void fc1_wgmma_epilogue_pass(const Fc1Params& p, const RouteTile& tile, int64_t group,
-                                                        const WgmmaAcc<kN>& acc, float alpha, Fc1Stage& stage) {
+                                                        const WgmmaAcc<kN>& acc, float alpha, Fc1Stage& stage,
+                                                        const RequantScale& gs2) {
   wgmma_stage_acc<kN, kPass, kFc1StageTokens>(acc, alpha,
                                                [&](int h, int n, int r, float v) { stage.v[h][n][r] = v; });
   if constexpr (!kGated) {
-    fc1_wgmma_store_pass<Activation::kRelu2, kGated, kPass>(p, tile, group, stage);
+    fc1_wgmma_store_pass<Activation::kRelu2, kGated, kPass>(p, tile, group, stage, gs2);
   } else if (p.activation == Activation::kSilu) {
-    fc1_wgmma_store_pass<Activation::kSilu, kGated, kPass>(p, tile, group, stage);
+    fc1_wgmma_store_pass<Activation::kSilu, kGated, kPass>(p, tile, group, stage, gs2);
   } else if (p.activation == Activation::kGeluTanh) {
-    fc1_wgmma_store_pass<Activation::kGeluTanh, kGated, kPass>(p, tile, group, stage);
+    fc1_wgmma_store_pass<Activation::kGeluTanh, kGated, kPass>(p, tile, group, stage, gs2);
   } else {
-    fc1_wgmma_store_pass<Activation::kSwigluClamped, kGated, kPass>(p, tile, group, stage);
+    fc1_wgmma_store_pass<Activation::kSwigluClamped, kGated, kPass>(p, tile, group, stage, gs2);
   }
 }
 
@@ -144,11 +145,12 @@ __device__ __forceinline__ void fc1_wgmma_epilogue(const Fc1Params& p, const Rou
   if (group >= fc1_wgmma_groups<kGated>(p)) return;
   const float scale_2 = p.w13_scale_2[tile.expert];
   const float alpha = __fmul_rn(p.w4a4 ? __fdiv_rn(scale_2, p.gs1) : scale_2, kFragUnscale);
+  const RequantScale gs2 = requant_scale(p.gs2);
   Fc1Stage& stage = smem.stage[wgmma_consumer()];
-  fc1_wgmma_epilogue_pass<kGated, kN, 0>(p, tile, group, acc, alpha, stage);
+  fc1_wgmma_epilogue_pass<kGated, kN, 0>(p, tile, group, acc, alpha, stage, gs2);
   if constexpr (kN > kFc1StageTokens) {
     if (tile.row_end - tile.row_begin > kFc1StageTokens) {  // the whole consumer takes the same branch
-      fc1_wgmma_epilogue_pass<kGated, kN, 1>(p, tile, group, acc, alpha, stage);
+      fc1_wgmma_epilogue_pass<kGated, kN, 1>(p, tile, group, acc, alpha, stage, gs2);
     }
   }
 }
