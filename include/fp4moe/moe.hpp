@@ -82,9 +82,9 @@ struct RunOptions {
   // CUDA: sorted (token, slot) rows per work tile; 0 = chosen from the batch shape. Each expert's weights are
   // streamed once per tile, so the best size follows the rows each expert gets.
   //  - 8, 16, 24 or 32: the weight-streaming kernels (every GPU); these sizes give bitwise-identical results.
-  //  - 64 or 128: the tensor-core (wgmma) kernels for large batches; only on compute capability 9.0 (sm_90a code),
-  //    with H a multiple of 64 and I a multiple of 64 (128 when not gated), else run() throws naming
-  //    options.tile_rows. Both sizes give bitwise-identical results, which differ from the streaming kernels'
+  //  - 64, 128 or 160: the tensor-core (wgmma) kernels for large batches; only on compute capability 9.0 (sm_90a
+  //    code), with H a multiple of 64 and I a multiple of 64 (128 when not gated), else run() throws naming
+  //    options.tile_rows. These sizes give bitwise-identical results, which differ from the streaming kernels'
   //    only in fp32 summation order (spec §6). The automatic choice takes this path above ~20 rows per expert, so
   //    a token's result can differ in rounding between a small and a large batch.
   // Ignored by the CPU backend.
@@ -93,7 +93,7 @@ struct RunOptions {
   //  - 32: each block streams 32 rows of an expert's weights, its 4 warps splitting K (many blocks: small batches);
   //  - 128: 4 warps × 32 rows share one copy of the work tile's token rows in shared memory (a quarter of the L2
   //    traffic for tokens: batches with more than ~6 rows per expert).
-  // Both give bitwise-identical results. Ignored by the wgmma kernels (tile_rows 64, 128) and the CPU backend.
+  // Both give bitwise-identical results. Ignored by the wgmma kernels (tile_rows 64-160) and the CPU backend.
   int weight_rows_per_block = 0;
 };
 

@@ -122,7 +122,7 @@ void Runner::run(const MoeInputs& inputs, TensorView out, void* workspace, size_
                    detail::concat(workspace_bytes, " bytes"));
   FP4MOE_CHECK_ARG(workspace != nullptr || need == 0, "workspace", "a buffer", "nullptr");
   FP4MOE_CHECK_ARG(options.tile_rows == 0 || cuda::is_tile_rows_choice(options.tile_rows), "options.tile_rows",
-                   "0, 8, 16, 24, 32, 64 or 128", options.tile_rows);
+                   "0, 8, 16, 24, 32, 64, 128 or 160", options.tile_rows);
   FP4MOE_CHECK_ARG(options.weight_rows_per_block == 0 ||
                        cuda::is_weight_rows_per_block_choice(options.weight_rows_per_block),
                    "options.weight_rows_per_block", "0, 32 or 128", options.weight_rows_per_block);

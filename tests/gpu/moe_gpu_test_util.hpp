@@ -57,7 +57,7 @@ inline MoeConfig odd_config(Mode mode, Activation act = Activation::kSilu) {
   return c;
 }
 
-// Whether this device runs the wgmma path for the layer (tile_rows 64 and 128).
+// Whether this device runs the wgmma path for the layer (tile_rows 64, 128 and 160).
 inline bool wgmma_runs(const MoeConfig& c) { return cuda::wgmma_shape_supported(c) && cuda::wgmma_path_available(); }
 
 // Options that run a subset of a T-token call on the same kernel path as the call itself. The streaming kernels

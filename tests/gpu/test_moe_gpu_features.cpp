@@ -482,8 +482,9 @@ TEST_P(FeatureTest, BlockShapesAreBitwiseEqualOnOddShapes) {
   }
 }
 
-// The wgmma path (sm_90a): 64- and 128-row tiles give the same bits, with random routing, with one hot expert (several
-// full tiles and a partial one) and with a batch larger than every expert's tile; all close to the CPU reference.
+// The wgmma path (sm_90a): 64-, 128- and 160-row tiles give the same bits, with random routing, with one hot expert
+// (several full tiles and a partial one) and with a batch larger than every expert's tile; all close to the CPU
+// reference.
 // Shapes it cannot run are refused naming options.tile_rows.
 TEST_P(FeatureTest, WgmmaTileSizesAreBitwiseEqual) {
   SCOPED_TRACE(trace_);
@@ -495,12 +496,16 @@ TEST_P(FeatureTest, WgmmaTileSizesAreBitwiseEqual) {
   const HostInputs* const cases[] = {&inputs_, &hot, &large};
   for (const HostInputs* in : cases) {
     const std::string what = in == &hot ? " (hot expert)" : in == &large ? " (700 tokens)" : " (random routing)";
-    RunOptions wide, narrow;
+    RunOptions wide;
     wide.tile_rows = 128;
-    narrow.tile_rows = 64;
     const std::vector<uint16_t> out = gpu_forward(runner, in->view(), wide);
     EXPECT_TRUE(testing::any_nonzero(out));
-    expect_bitwise(gpu_forward(runner, in->view(), narrow), out, "tile_rows=64 vs 128" + what);
+    for (int rows : {64, 160}) {
+      RunOptions other;
+      other.tile_rows = rows;
+      expect_bitwise(gpu_forward(runner, in->view(), other), out,
+                     "tile_rows=" + std::to_string(rows) + " vs 128" + what);
+    }
     expect_close(out, cpu_forward(cpu, in->view()), mode(), "tile_rows=128 vs CPU reference" + what);
   }
   MoeConfig odd = testing::odd_config(mode());

@@ -268,8 +268,8 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_flag("--graph", o->graph, "CUDA: capture each point's call in a CUDA graph once and time its replays");
   cmd->add_option("--tile-rows", o->tile_rows, "CUDA MoE: rows per work tile, 8, 16, 24 or 32 (streaming kernels), "
-                  "64 or 128 (wgmma kernels, sm_90a) (default 0 = chosen from the batch shape)")
-      ->check(CLI::IsMember({0, 8, 16, 24, 32, 64, 128}))
+                  "64, 128 or 160 (wgmma kernels, sm_90a) (default 0 = chosen from the batch shape)")
+      ->check(CLI::IsMember({0, 8, 16, 24, 32, 64, 128, 160}))
       ->capture_default_str();
   cmd->add_option("--weight-rows-per-block", o->weight_rows_per_block,
                   "CUDA MoE, streaming kernels: weight rows per block, 32 (K split over 4 warps) or 128 (4 warps share "

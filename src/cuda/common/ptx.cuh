@@ -120,6 +120,13 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, uint32_t
 #endif
 }
 
+// 16 bytes global → shared, bypassing L1.
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_address(dst)), "l"(src) : "memory");
+#endif
+}
+
 __device__ __forceinline__ void cp_async_commit() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.commit_group;\n" ::: "memory");

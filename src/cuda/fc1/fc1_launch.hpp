@@ -10,8 +10,8 @@
 namespace fp4moe::cuda {
 
 struct Fc1Params {
-  // Routing: work tiles of tile_rows (8, 16, 24 or 32; wgmma path 64 or 128) sorted rows of one expert each, or pair
-  // tiles
+  // Routing: work tiles of tile_rows (8, 16, 24 or 32; wgmma path 64, 128 or 160) sorted rows of one expert each,
+  // or pair tiles
   WorkTiles work;
   int64_t max_tiles = 0;
   int tile_rows = 0;
@@ -52,7 +52,7 @@ void fc1_launch(const Fc1Params& params, void* stream);
 // fc1_launch's kernels with 128 weight rows per block (fc1_group_kernel; fc1_group_launch.cu).
 void fc1_group_launch(const Fc1Params& params, void* stream);
 
-// The large-batch path (fc1_wgmma_kernel.cuh, sm_90a): tile_rows 64 or 128, x rows in the MMA k order
+// The large-batch path (fc1_wgmma_kernel.cuh, sm_90a): tile_rows 64, 128 or 160, x rows in the MMA k order
 // (x_reorder_launch), h written in that order for fc2_wgmma_launch. Only where wgmma_path_available().
 void fc1_wgmma_launch(const Fc1Params& params, void* stream);
 

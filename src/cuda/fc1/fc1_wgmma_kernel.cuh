@@ -1,4 +1,4 @@
-// FC1 of the fused MoE for large batches (sm_90a, wgmma): for one work tile (up to kN = 64 or 128 sorted rows of
+// FC1 of the fused MoE for large batches (sm_90a, wgmma): for one work tile (up to kN = 64, 128 or 160 sorted rows of
 // one expert) and two output groups (gated: 64 outputs each, gate rows 64g.. and up rows I + 64g..; non-gated: 128
 // outputs each, rows 128g..128g+127), streams those w13 rows (fragment tiles) against the tile's x rows, scales by
 // alpha, applies the activation and writes h per sorted row as BF16 in the MMA k order of each 64-column chunk
@@ -54,20 +54,21 @@ struct Fc1Stage {
 template <int kN>
 using Fc1Smem = WgmmaSmem<kN, Fc1Stage>;
 
-// Producer warpgroup, one item: the row table of the tile (x of the token of each sorted row), then the pipeline.
+// Producer warpgroup, one item: the row table of the tile (x of the token of each sorted row, in 16-byte units: x_ld
+// is a multiple of 8), then the pipeline.
 template <bool kGated, int kN>
 __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const RouteTile& tile, int64_t block_group,
                                                   Fc1Smem<kN>& smem, WgmmaRing& ring FP4MOE_PROF_ARG) {
   named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
   for (int r = wgmma_thread(); r < kN; r += 128) {
-    const bool in = r < tile.row_end - tile.row_begin;
-    smem.rows[r] = in ? p.x + int64_t(sorted_pair(p.work, tile.row_begin + r) / p.top_k) * p.x_ld : nullptr;
+    const int row = r < tile.row_end - tile.row_begin ? r : 0;  // rows past the tile: the first (wgmma_sources)
+    smem.rows[r] = uint32_t(int64_t(sorted_pair(p.work, tile.row_begin + row) / p.top_k) * p.x_ld / 8);
   }
   named_barrier_sync(kWgmmaBarProducer, 128);
   const int64_t first_group = kWgmmaConsumers * block_group;
   const auto row_tile = [&](int consumer, int h) { return fc1_wgmma_row_tile<kGated>(p, first_group + consumer, h); };
   const WgmmaWeights w = wgmma_weights(p.w13, tile.expert, row_tile);
-  wgmma_produce(smem, w, p.w13.k_tiles, tile.row_end - tile.row_begin, ring FP4MOE_PROF_PASS);
+  wgmma_produce(smem, w, p.x, p.w13.k_tiles, tile.row_end - tile.row_begin, ring FP4MOE_PROF_PASS);
 }
 
 // Activation, (W4A4) requantization and BF16 store of the staged outputs of kFc1StageTokens tokens: a warp stores 64
@@ -148,10 +149,12 @@ __device__ __forceinline__ void fc1_wgmma_epilogue(const Fc1Params& p, const Rou
   const RequantScale gs2 = requant_scale(p.gs2);
   Fc1Stage& stage = smem.stage[wgmma_consumer()];
   fc1_wgmma_epilogue_pass<kGated, kN, 0>(p, tile, group, acc, alpha, stage, gs2);
+  const int rows = tile.row_end - tile.row_begin;  // the whole consumer takes the same branches
   if constexpr (kN > kFc1StageTokens) {
-    if (tile.row_end - tile.row_begin > kFc1StageTokens) {  // the whole consumer takes the same branch
-      fc1_wgmma_epilogue_pass<kGated, kN, 1>(p, tile, group, acc, alpha, stage, gs2);
-    }
+    if (rows > kFc1StageTokens) fc1_wgmma_epilogue_pass<kGated, kN, 1>(p, tile, group, acc, alpha, stage, gs2);
+  }
+  if constexpr (kN > 2 * kFc1StageTokens) {
+    if (rows > 2 * kFc1StageTokens) fc1_wgmma_epilogue_pass<kGated, kN, 2>(p, tile, group, acc, alpha, stage, gs2);
   }
 }
 

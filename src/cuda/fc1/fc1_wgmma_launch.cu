@@ -1,5 +1,5 @@
-// Launchers of the large-batch FC1 (wgmma) and of the x reorder pass. Instantiation table: gated or not × 64 or 128
-// rows per work tile.
+// Launchers of the large-batch FC1 (wgmma) and of the x reorder pass. Instantiation table: gated or not × 64, 128 or
+// 160 rows per work tile.
 #include <cuda_runtime.h>
 
 #include "cuda/common/cuda_check.hpp"
@@ -19,6 +19,7 @@ void launch(const Fc1Params& p, cudaStream_t stream) {
   const int64_t block_groups = (groups + kWgmmaConsumers - 1) / kWgmmaConsumers;
   const dim3 grid(persistent_grid(p.max_tiles * block_groups));
   constexpr size_t kSmem = kWgmmaSmemBytes<Fc1Smem<kN>>;
+  static_assert(kSmem <= kWgmmaSmemLimit, "FC1 wgmma shared memory");
   allow_dynamic_shared_memory<fc1_wgmma_kernel<kGated, kN>>(kSmem);
   launch_pdl(fc1_wgmma_kernel<kGated, kN>, grid, kWgmmaThreads, kSmem, stream, p);
 }
@@ -28,7 +29,8 @@ void launch_rows(const Fc1Params& p, cudaStream_t stream) {
   switch (p.tile_rows) {
     case 64: return launch<kGated, 64>(p, stream);
     case 128: return launch<kGated, 128>(p, stream);
-    default: FP4MOE_CHECK(false, "FC1 wgmma work tile rows must be 64 or 128, got ", p.tile_rows);
+    case 160: return launch<kGated, 160>(p, stream);
+    default: FP4MOE_CHECK(false, "FC1 wgmma work tile rows must be 64, 128 or 160, got ", p.tile_rows);
   }
 }
 

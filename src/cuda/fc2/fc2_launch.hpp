@@ -9,8 +9,8 @@
 namespace fp4moe::cuda {
 
 struct Fc2Params {
-  // Routing: work tiles of tile_rows (8, 16, 24 or 32; wgmma path 64 or 128) sorted rows of one expert each, or pair
-  // tiles
+  // Routing: work tiles of tile_rows (8, 16, 24 or 32; wgmma path 64, 128 or 160) sorted rows of one expert each,
+  // or pair tiles
   WorkTiles work;
   int64_t max_tiles = 0;
   int tile_rows = 0;
@@ -38,7 +38,7 @@ void fc2_launch(const Fc2Params& params, void* stream);
 // fc2_launch's kernels with 128 weight rows per block (fc2_group_kernel; fc2_group_launch.cu).
 void fc2_group_launch(const Fc2Params& params, void* stream);
 
-// The large-batch path (fc2_wgmma_kernel.cuh, sm_90a): tile_rows 64 or 128, h in the MMA k order as
+// The large-batch path (fc2_wgmma_kernel.cuh, sm_90a): tile_rows 64, 128 or 160, h in the MMA k order as
 // fc1_wgmma_launch writes it. Only where wgmma_path_available() (fc1_launch.hpp).
 void fc2_wgmma_launch(const Fc2Params& params, void* stream);
 

@@ -1,4 +1,4 @@
-// FC2 of the fused MoE for large batches (sm_90a, wgmma): for one work tile (up to kN = 64 or 128 sorted rows of
+// FC2 of the fused MoE for large batches (sm_90a, wgmma): for one work tile (up to kN = 64, 128 or 160 sorted rows of
 // one expert) and 256 outputs (w2 rows 256j..256j+255, 128 per consumer warpgroup), streams those w2 rows
 // (fragment tiles) against the tile's h rows (BF16 in the MMA k order, as fc1_wgmma_kernel.cuh writes them; I a
 // multiple of 64) and writes y = alpha · (h · w2ᵀ) in fp32 per sorted row for the combine.
@@ -26,19 +26,20 @@ struct Fc2Stage {
 template <int kN>
 using Fc2Smem = WgmmaSmem<kN, Fc2Stage>;
 
-// Producer warpgroup, one item: the row table of the tile (its h rows), then the pipeline.
+// Producer warpgroup, one item: the row table of the tile (its h rows, in 16-byte units), then the pipeline.
 template <int kN>
 __device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const RouteTile& tile, int64_t block_group,
                                                   Fc2Smem<kN>& smem, WgmmaRing& ring FP4MOE_PROF_ARG) {
   named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
   for (int r = wgmma_thread(); r < kN; r += 128) {
-    smem.rows[r] = r < tile.row_end - tile.row_begin ? p.h + (tile.row_begin + r) * p.intermediate : nullptr;
+    const int row = r < tile.row_end - tile.row_begin ? r : 0;  // rows past the tile: the first (wgmma_sources)
+    smem.rows[r] = uint32_t((tile.row_begin + row) * p.intermediate / 8);
   }
   named_barrier_sync(kWgmmaBarProducer, 128);
   const int64_t first_group = kWgmmaConsumers * block_group;
   const WgmmaWeights w =
       wgmma_weights(p.w2, tile.expert, [&](int consumer, int h) { return wgmma_row_tile(first_group + consumer, h); });
-  wgmma_produce(smem, w, p.w2.k_tiles, tile.row_end - tile.row_begin, ring FP4MOE_PROF_PASS);
+  wgmma_produce(smem, w, p.h, p.w2.k_tiles, tile.row_end - tile.row_begin, ring FP4MOE_PROF_PASS);
 }
 
 // One pass of the epilogue: alpha · acc staged (a token's 128 columns in one row, half h at 64h), then stored row by
@@ -85,10 +86,12 @@ __device__ __forceinline__ void fc2_wgmma_epilogue(const Fc2Params& p, const Rou
   const float alpha = __fmul_rn(p.w4a4 ? __fdiv_rn(scale_2, p.gs2) : scale_2, kFragUnscale);
   Fc2Stage& stage = smem.stage[wgmma_consumer()];
   fc2_wgmma_epilogue_pass<kN, 0>(p, tile, group, acc, alpha, stage);
+  const int rows = tile.row_end - tile.row_begin;  // the whole consumer takes the same branches
   if constexpr (kN > kFc2StageTokens) {
-    if (tile.row_end - tile.row_begin > kFc2StageTokens) {  // the whole consumer takes the same branch
-      fc2_wgmma_epilogue_pass<kN, 1>(p, tile, group, acc, alpha, stage);
-    }
+    if (rows > kFc2StageTokens) fc2_wgmma_epilogue_pass<kN, 1>(p, tile, group, acc, alpha, stage);
+  }
+  if constexpr (kN > 2 * kFc2StageTokens) {
+    if (rows > 2 * kFc2StageTokens) fc2_wgmma_epilogue_pass<kN, 2>(p, tile, group, acc, alpha, stage);
   }
 }
 

@@ -1,4 +1,4 @@
-// Launcher of the large-batch FC2 (wgmma). Instantiation table: 64 or 128 rows per work tile.
+// Launcher of the large-batch FC2 (wgmma). Instantiation table: 64, 128 or 160 rows per work tile.
 #include <cuda_runtime.h>
 
 #include "cuda/common/cuda_check.hpp"
@@ -14,6 +14,7 @@ template <int kN>
 void launch(const Fc2Params& p, cudaStream_t stream) {
   const dim3 grid(persistent_grid(p.max_tiles * ((p.hidden + kWgmmaRows - 1) / kWgmmaRows)));
   constexpr size_t kSmem = kWgmmaSmemBytes<Fc2Smem<kN>>;
+  static_assert(kSmem <= kWgmmaSmemLimit, "FC2 wgmma shared memory");
   allow_dynamic_shared_memory<fc2_wgmma_kernel<kN>>(kSmem);
   launch_pdl(fc2_wgmma_kernel<kN>, grid, kWgmmaThreads, kSmem, stream, p);
 }
@@ -26,7 +27,8 @@ void fc2_wgmma_launch(const Fc2Params& p, void* stream_ptr) {
   switch (p.tile_rows) {
     case 64: return launch<64>(p, stream);
     case 128: return launch<128>(p, stream);
-    default: FP4MOE_CHECK(false, "FC2 wgmma work tile rows must be 64 or 128, got ", p.tile_rows);
+    case 160: return launch<160>(p, stream);
+    default: FP4MOE_CHECK(false, "FC2 wgmma work tile rows must be 64, 128 or 160, got ", p.tile_rows);
   }
 }
 

@@ -1,6 +1,8 @@
 // The Hopper tensor-core GEMM shared by the large-batch FC1 and FC2 (sm_90a): out[m, n] = Σ_k W[m, k] · X[n, k] for
-// 256 rows of one expert's FP4 weights W (16 fragment tiles) and a work tile of kN (64 or 128) BF16 token rows X
-// (the wgmma N side; the wgmmas are as wide as the tile's rows need, 32 to kN in steps of 32).
+// 256 rows of one expert's FP4 weights W (16 fragment tiles) and a work tile of kN (64, 128 or 160) BF16 token rows X
+// (the wgmma N side; the wgmmas are as wide as the tile's rows need, 32 to kN in steps of 32). 160-row tiles decode
+// each weight chunk for 25 % more tokens than 128-row ones, and take an expert's rows that just pass 128 in one
+// weight pass instead of two (bench/NOTES.md session 13).
 //
 // Block: three warpgroups (384 threads), warp-specialized. Warpgroup 0 is the producer: it gathers each 64-k chunk
 // of the kN token rows (cp.async, stored 128-byte swizzled in the MMA k order, fragment_k_slot) and the chunk of
@@ -17,8 +19,10 @@
 // Instruction issue is part of the limit: a producer warp shares each scheduler with two consumer warps, so the
 // per-chunk loops carry no index arithmetic beyond pointer increments (halving the producer's instructions and
 // dropping the consumers' 64-bit slot arithmetic took 10-18 % off the layer, bench/NOTES.md session 12).
-// Registers: setmaxnreg gives the consumers kWgmmaConsumerRegs (accumulators + A operands), the producer few.
-// Every output sums its k16 steps in the same order for both tile widths and for any batch, on this path.
+// Registers: setmaxnreg gives the consumers kWgmmaConsumerRegs (accumulators: kN per thread, + 32 A operands), the
+// producer few (WgmmaSources keeps its per-item state small). The 160-row FC1 kernels still spill 8 bytes of
+// per-item state (a store and a load per item, not per chunk).
+// Every output sums its k16 steps in the same order for every tile size and width and for any batch, on this path.
 // Roofline per chunk: 2 · 256 · kN · 64 flops against 9.2 KB of weights and kN · 128 bytes of tokens from L2.
 #pragma once
 
@@ -44,8 +48,8 @@ inline constexpr int kWgmmaChunkBytes = 2 * format::kFragK;          // one toke
 // Registers per thread: the launch gives each thread kWgmmaLaunchRegs (one block per SM), then the producer hands
 // some back and the consumers take them (setmaxnreg moves registers inside the block's own pool).
 inline constexpr int kWgmmaLaunchRegs = 65536 / kWgmmaThreads / 8 * 8;
-inline constexpr int kWgmmaProducerRegs = 72;
-inline constexpr int kWgmmaConsumerRegs = 216;
+inline constexpr int kWgmmaProducerRegs = 56;
+inline constexpr int kWgmmaConsumerRegs = 224;  // 216 serialized the 160-row tiles' wgmmas (ptxas C7512)
 static_assert(kWgmmaProducerRegs + kWgmmaConsumers * kWgmmaConsumerRegs <= (1 + kWgmmaConsumers) * kWgmmaLaunchRegs,
               "the consumers take only what the producer gave back");
 static_assert(kWgmmaChunkBytes * 8 == 1024, "a swizzle atom is 8 token rows of one chunk");
@@ -63,17 +67,18 @@ struct WgmmaPipe {
 
 template <int kN, class Stage>
 struct WgmmaSmem {
-  static_assert(kN == 64 || kN == 128, "work tiles of 64 or 128 rows");
+  static_assert(kN == 64 || kN == 128 || kN == 160, "work tiles of 64, 128 or 160 rows");
   WgmmaPipe<kN> pipe;
   Stage stage[kWgmmaConsumers];  // each consumer's epilogue scratch (the slots hold the next item meanwhile)
   uint64_t full[kWgmmaStages];   // the producer's copies of the slot landed (128 arrivals)
   uint64_t empty[kWgmmaStages];  // every consumer warp retired its wgmmas on the slot
-  const uint16_t* rows[kN];      // start of each token row (nullptr: zeros)
+  uint32_t rows[kN];             // start of each token row: 16-byte units from the token matrix (wgmma_produce)
 };
 
 // Dynamic shared memory to request for WgmmaSmem: its size plus the slack to align it to 1024 bytes.
 template <class Smem>
 inline constexpr size_t kWgmmaSmemBytes = sizeof(Smem) + 1024;
+inline constexpr size_t kWgmmaSmemLimit = 227 * 1024;  // dynamic shared memory per block on sm_90
 
 template <class Smem>
 __device__ __forceinline__ Smem& wgmma_smem(uint8_t* raw) {
@@ -150,52 +155,47 @@ struct WgmmaRing {
   }
 };
 
-// A producer thread's copy sources for one item, moved on by one chunk after each chunk: its token rows (row
-// t/8 + 16j, 16-byte piece t % 8), its 16 code bytes of the warp's 4 tiles and (lanes 0-15) one scale piece. Bytes
-// 0 copy zeros (rows past the tile, tiles past the matrix; their pointer stays inside the weights). Set up once per
-// item, so a chunk's copies are pointer increments: reading the row table and checking for null rows on every chunk
-// took ~16 instructions per 16-byte copy.
+// A producer thread's copy sources for one item, moved on by one chunk after each chunk: its token pieces (row
+// t/8 + 16j, 16-byte piece t % 8) as 16-byte offsets from `tokens`, its 16 code bytes of the warp's 4 tiles and
+// (lanes 0-15) one scale piece. Set up once per item, so a chunk's copies are pointer increments: reading the row
+// table and checking for null rows on every chunk took ~16 instructions per 16-byte copy. Every copy moves 16 bytes:
+// token rows past the tile's rows re-read its first row, and tiles past the matrix read the matrix's first tile,
+// because nothing that depends on them is stored (a token's outputs depend on its own row only, an output row on
+// its own weight row). Offsets instead of pointers and no zero-fill sizes keep the producer within 40 registers.
 template <int kN>
 struct WgmmaSources {
-  const uint8_t* token[kN / 16];
-  uint32_t token_bytes[kN / 16];
+  const uint8_t* tokens;  // the token matrix, at the chunk's k
+  uint32_t token[kN / 16];
   const uint8_t* code[kWgmmaConsumers * kWgmmaHalves];
-  uint32_t code_bytes[kWgmmaConsumers * kWgmmaHalves];
   const uint8_t* scale;
-  uint32_t scale_bytes;
 };
 
-// The sources of chunk 0 (smem.rows filled and visible to the producer).
+// The sources of chunk 0 (smem.rows filled and visible to the producer) over the token matrix `tokens`.
 template <int kN, class Stage>
-__device__ __forceinline__ WgmmaSources<kN> wgmma_sources(const WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w) {
+__device__ __forceinline__ WgmmaSources<kN> wgmma_sources(const WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w,
+                                                          const void* tokens) {
   const int t = wgmma_thread(), lane = t % 32;
   WgmmaSources<kN> s;
+  s.tokens = static_cast<const uint8_t*>(tokens);
 #pragma unroll
-  for (int j = 0; j < kN / 16; ++j) {
-    const uint16_t* row = smem.rows[t / 8 + 16 * j];
-    s.token[j] = row ? reinterpret_cast<const uint8_t*>(row + 8 * (t % 8)) : w.codes;
-    s.token_bytes[j] = row ? 16u : 0u;
-  }
+  for (int j = 0; j < kN / 16; ++j) s.token[j] = smem.rows[t / 8 + 16 * j] + uint32_t(t % 8);
 #pragma unroll
   for (int i = 0; i < kWgmmaConsumers * kWgmmaHalves; ++i) {
     const int64_t first = w.first[i];
-    s.code[i] = w.codes + (first >= 0 ? first * format::kFragCodeBytes + 16 * lane : 0);
-    s.code_bytes[i] = first >= 0 ? 16u : 0u;
+    s.code[i] = w.codes + (first >= 0 ? first * format::kFragCodeBytes : 0) + 16 * lane;
   }
   const int i = (lane % 16) / 4;
   int64_t first = w.first[0];  // selected without dynamic indexing (no local memory)
 #pragma unroll
   for (int k = 1; k < 4; ++k) first = i == k ? w.first[k] : first;
-  s.scale = w.scales + (first >= 0 ? first * format::kFragScaleBytes + 16 * (lane % 4) : 0);
-  s.scale_bytes = first >= 0 ? 16u : 0u;
+  s.scale = w.scales + (first >= 0 ? first * format::kFragScaleBytes : 0) + 16 * (lane % 4);
   return s;
 }
 
 // The sources of the next chunk.
 template <int kN>
 __device__ __forceinline__ void wgmma_next_sources(WgmmaSources<kN>& s) {
-#pragma unroll
-  for (int j = 0; j < kN / 16; ++j) s.token[j] += kWgmmaChunkBytes;
+  s.tokens += kWgmmaChunkBytes;
 #pragma unroll
   for (int i = 0; i < kWgmmaConsumers * kWgmmaHalves; ++i) s.code[i] += format::kFragCodeBytes;
   s.scale += format::kFragScaleBytes;
@@ -211,23 +211,23 @@ __device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, con
 #pragma unroll
   for (int j = 0; j < kN / 16; ++j) {
     if (16 * j >= width) break;  // rows the wgmmas never read (a whole warp's rows: 16j..16j+15)
-    cp_async_16(tokens + 16 * j * kWgmmaChunkBytes, s.token[j], s.token_bytes[j]);
+    cp_async_16(tokens + 16 * j * kWgmmaChunkBytes, s.tokens + (uint64_t(s.token[j]) << 4));
   }
 #pragma unroll
   for (int i = 0; i < kWgmmaConsumers * kWgmmaHalves; ++i) {
-    cp_async_16(smem.pipe.codes[slot][4 * i + warp] + 16 * lane, s.code[i], s.code_bytes[i]);
+    cp_async_16(smem.pipe.codes[slot][4 * i + warp] + 16 * lane, s.code[i]);
   }
-  if (lane < 16) cp_async_16(smem.pipe.scales[slot][4 * (lane / 4) + warp] + 16 * (lane % 4), s.scale, s.scale_bytes);
+  if (lane < 16) cp_async_16(smem.pipe.scales[slot][4 * (lane / 4) + warp] + 16 * (lane % 4), s.scale);
 }
 
 // Producer warpgroup: fills the slots with one item's chunks, refilling a slot once every consumer warp released
-// it (smem.rows filled and visible to the producer before the call). The first round's waits pass at once: a fresh
-// barrier counts the phase before its first as complete.
+// it (smem.rows filled with offsets into `tokens` and visible to the producer before the call). The first round's
+// waits pass at once: a fresh barrier counts the phase before its first as complete.
 template <int kN, class Stage>
-__device__ __forceinline__ void wgmma_produce(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, int64_t k_tiles,
-                                              int rows, WgmmaRing& ring FP4MOE_PROF_ARG) {
+__device__ __forceinline__ void wgmma_produce(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, const void* tokens,
+                                              int64_t k_tiles, int rows, WgmmaRing& ring FP4MOE_PROF_ARG) {
   const int width = wgmma_width<kN>(rows);
-  WgmmaSources<kN> s = wgmma_sources(smem, w);
+  WgmmaSources<kN> s = wgmma_sources(smem, w, tokens);
   for (int64_t c = 0; c < k_tiles; ++c) {
     FP4MOE_PROF_CLOCK(t0);
     mbarrier_wait_parity(&smem.empty[ring.slot], ring.phase ^ 1u);
@@ -316,7 +316,7 @@ __device__ __forceinline__ void wgmma_release_chunk(WgmmaSmem<kN, Stage>& smem, 
 template <int kN, int kWidth, class Stage>
 __device__ __forceinline__ void wgmma_consume_width(WgmmaSmem<kN, Stage>& smem, int64_t k_tiles, WgmmaAcc<kN>& acc,
                                                     WgmmaRing& ring FP4MOE_PROF_ARG) {
-  for (int64_t c = 0; c < k_tiles; ++c) {
+  for (int left = int(k_tiles); left > 0; --left) {  // K / 64 chunks: 32 bits, a register less across the loop
     // The hardware reads A registers and writes the accumulators after issue, so the chunk retires (wait) before
     // the loop moves on; the other consumer keeps the tensor cores busy meanwhile. Measured alternatives, both
     // slower: two A buffers with wait_group 1 (7 % at qwen3-30b T=1024), and a fence and issue per k16 step.
@@ -355,11 +355,13 @@ __device__ __forceinline__ void wgmma_consume(WgmmaSmem<kN, Stage>& smem, int64_
     wgmma_consume_width<kN, 32>(smem, k_tiles, acc, ring FP4MOE_PROF_PASS);
   } else if (kN == 64 || width == 64) {
     wgmma_consume_width<kN, 64>(smem, k_tiles, acc, ring FP4MOE_PROF_PASS);
-  } else if constexpr (kN == 128) {
+  } else if constexpr (kN >= 128) {
     if (width == 96) {
       wgmma_consume_width<kN, 96>(smem, k_tiles, acc, ring FP4MOE_PROF_PASS);
-    } else {
+    } else if (kN == 128 || width == 128) {
       wgmma_consume_width<kN, 128>(smem, k_tiles, acc, ring FP4MOE_PROF_PASS);
+    } else if constexpr (kN == 160) {
+      wgmma_consume_width<kN, 160>(smem, k_tiles, acc, ring FP4MOE_PROF_PASS);
     }
   }
 }
@@ -371,7 +373,8 @@ __device__ __forceinline__ int wgmma_token(int i) { return 8 * (i / 4) + 2 * (in
 // Epilogue staging of one pass (every thread of a consumer): waits until the consumer's previous pass (or item) is
 // done reading its stage, calls put(h, n, r, alpha · acc) for the accumulators of tokens kPass·kTokens.. (half h,
 // token n − kPass·kTokens, row r = 16·warp + wgmma_row(i) of the half's 64), then waits until the stage is whole.
-// Accumulator i holds token 8·(i / 4) + ..., so a pass is accumulators (kTokens / 2)·kPass .. + kTokens / 2 − 1.
+// Accumulator i holds token 8·(i / 4) + ..., so a pass is accumulators (kTokens / 2)·kPass .. + kTokens / 2 − 1
+// (fewer in the last pass of a 160-row tile).
 template <int kN, int kPass, int kTokens, class Put>
 __device__ __forceinline__ void wgmma_stage_acc(const WgmmaAcc<kN>& acc, float alpha, Put&& put) {
   constexpr int kAccPerPass = kTokens / 2;
@@ -381,7 +384,7 @@ __device__ __forceinline__ void wgmma_stage_acc(const WgmmaAcc<kN>& acc, float a
 #pragma unroll
   for (int h = 0; h < kWgmmaHalves; ++h) {
 #pragma unroll
-    for (int i = kPass * kAccPerPass; i < (kPass + 1) * kAccPerPass; ++i) {
+    for (int i = kPass * kAccPerPass; i < (kPass + 1) * kAccPerPass && i < kN / 2; ++i) {
       put(h, wgmma_token(i) - kPass * kTokens, 16 * warp + wgmma_row(i), __fmul_rn(alpha, acc[h][i]));
     }
   }

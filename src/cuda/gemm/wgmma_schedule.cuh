@@ -12,11 +12,11 @@
 
 namespace fp4moe::cuda {
 
-// Calls body(tile, block_group) for each of this block's items that has work.
+// Calls body(tile, block_group) for each of this block's items that has work. The item count is read again on each
+// step rather than kept (a register less across the 160-row tiles' main loop, which otherwise spilled it).
 template <class Body>
 __device__ __forceinline__ void wgmma_for_each_item(const WorkTiles& work, int64_t block_groups, Body&& body) {
-  const int64_t items = work_tile_count(work) * block_groups;
-  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
+  for (int64_t item = blockIdx.x; item < work_tile_count(work) * block_groups; item += gridDim.x) {
     RouteTile tile;
     if (work_tile(work, item / block_groups, tile)) body(tile, item % block_groups);
   }

@@ -20,13 +20,16 @@ constexpr int64_t kMidTileMinRowsPerExpert = 14;
 // wgmma path (sm_90a). At 20 rows per expert 24-row streaming tiles beat what 64-row wgmma tiles reach at 16 and 32
 // rows (qwen3-235b T=320: 0.62 against 0.54 at T=256 and 0.52 at T=512; deepseek-v3 T=640 0.65 against 0.58 and
 // 0.56). Earlier, with 16-row tiles only: wgmma ahead from 17 rows (qwen3-30b T=384 265 vs 325 µs at 24 rows).
-// 128-row tiles win from ~128 rows per expert (deepseek-v3 T=4096: 8169 vs 9225 µs; mixtral T=512, 128 rows: 1145
-// vs 1230) and lose at 32 (gpt-oss T=1024: 1691 vs 1197; qwen3-235b T=512: 1044 vs 856). Since the wgmmas, copies
-// and epilogue passes only cover a tile's rows (session 10), a 128-row tile costs what its rows need, and at ~64
-// rows per expert it saves the second, part-filled 64-row tile that about half the experts get: mixtral T=256
-// 621 vs 792 µs.
+// Wide tiles lose to 64-row tiles at 32 rows per expert (gpt-oss T=1024: 1691 vs 1197 µs; qwen3-235b T=512: 1044
+// vs 856). Since the wgmmas, copies and epilogue passes only cover a tile's rows (session 10), a wide tile costs what
+// its rows need, and at ~64 rows per expert it saves the second, part-filled 64-row tile that about half the experts
+// get: mixtral T=256 621 vs 792 µs with 128-row tiles. 160-row tiles beat 128-row tiles from 64 rows per expert up
+// (session 13, 160/128 time): most where an expert's rows just pass a multiple of 128, which 128-row tiles meet with
+// a part-filled tile that pays a whole weight pass (128 rows per expert: mixtral T=512 0.73, qwen3-30b T=2048 0.87,
+// deepseek-v3 T=4096 0.87; 256 rows: 0.93-0.98), and 0.97-0.98 at 512-1024 rows (fewer weight passes per row).
 constexpr int64_t kWgmmaMinRowsPerExpert = 21;
 constexpr int64_t kWgmmaWideMinRowsPerExpert = 48;
+constexpr int kWgmmaWideTileRows = 160;
 // Fewest 128-row blocks (about 8 per SM on the H100) for which the streaming kernels take that block shape.
 constexpr int64_t kWideBlocksMinGrid = 1024;
 
@@ -88,7 +91,7 @@ int plan_tile_rows(const MoeConfig& c, int64_t tokens, bool wgmma, int force_row
   // occupancy: 3 blocks per SM).
   const int64_t rows_per_expert = even_routing(c, tokens).rows_per_expert;
   if (wgmma && rows_per_expert >= kWgmmaMinRowsPerExpert) {
-    return rows_per_expert >= kWgmmaWideMinRowsPerExpert ? 128 : 64;
+    return rows_per_expert >= kWgmmaWideMinRowsPerExpert ? kWgmmaWideTileRows : 64;
   }
   if (rows_per_expert <= kSmallTileMaxRowsPerExpert) return 8;
   return rows_per_expert < kMidTileMinRowsPerExpert ? 16 : 24;

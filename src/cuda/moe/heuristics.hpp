@@ -2,8 +2,8 @@
 // never from the actual routing). The FC1/FC2 kernels stream each hit expert's weights once per work tile of
 // `tile_rows` sorted rows; small tiles keep the MMA narrow when few tokens hit an expert, large tiles cut the
 // number of times an expert's weights pass through L2 when many do. The streaming tile sizes (8, 16, 24, 32) sum in
-// the same order, so the choice among them never changes results. The wgmma path (64- or 128-row tiles, sm_90a)
-// sums in another order: its results equal the streaming path's up to fp32 rounding, and are the same for both of
+// the same order, so the choice among them never changes results. The wgmma path (64-, 128- or 160-row tiles, sm_90a)
+// sums in another order: its results equal the streaming path's up to fp32 rounding, and are the same for all of
 // its tile sizes. Thresholds from `fp4moe bench` on the H100 (bench/NOTES.md).
 #pragma once
 
@@ -15,7 +15,7 @@ namespace fp4moe::cuda {
 
 // Work tile rows of the weight-streaming kernels (any GPU) and of the wgmma kernels (sm_90a, large batches).
 inline constexpr int kTileRowChoices[] = {8, 16, 24, 32};
-inline constexpr int kWgmmaTileRowChoices[] = {64, 128};
+inline constexpr int kWgmmaTileRowChoices[] = {64, 128, 160};
 
 // Whether `rows` is one of kTileRowChoices or kWgmmaTileRowChoices.
 bool is_tile_rows_choice(int rows);

@@ -128,8 +128,8 @@ int work_tile_rows(const MoeConfig& c, int64_t tokens, int force_rows) {
   const bool wgmma = wgmma_shape_supported(c) && wgmma_path_available();
   if (force_rows > 0 && is_wgmma_tile_rows(force_rows)) {
     FP4MOE_CHECK_ARG(wgmma, "options.tile_rows",
-                     "8, 16, 24 or 32 here (64 and 128 need compute capability 9.0 with sm_90a code, H a multiple of 64 "
-                     "and I a multiple of 64, or 128 when not gated)",
+                     "8, 16, 24 or 32 here (64, 128 and 160 need compute capability 9.0 with sm_90a code, H a "
+                     "multiple of 64 and I a multiple of 64, or 128 when not gated)",
                      detail::concat(force_rows, " (H = ", c.hidden, ", I = ", c.intermediate, ")"));
   }
   return plan_tile_rows(c, tokens, wgmma, force_rows);

@@ -51,7 +51,7 @@ struct MoeLaunch {
   bool accumulate = false;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
-  int force_tile_rows = 0;  // 0: work tile from heuristics.hpp; 8, 16, 32 (64, 128: wgmma): that size
+  int force_tile_rows = 0;  // 0: work tile from heuristics.hpp; 8, 16, 24, 32 (64, 128, 160: wgmma): that size
   int force_weight_rows_per_block = 0;  // 0: heuristics.hpp; 32 or 128: that block shape (streaming kernels)
 };
 
