@@ -161,7 +161,8 @@ struct WgmmaRing {
 // table and checking for null rows on every chunk took ~16 instructions per 16-byte copy. Every copy moves 16 bytes:
 // token rows past the tile's rows re-read its first row, and tiles past the matrix read the matrix's first tile,
 // because nothing that depends on them is stored (a token's outputs depend on its own row only, an output row on
-// its own weight row). Offsets instead of pointers and no zero-fill sizes keep the producer within 40 registers.
+// its own weight row). Offsets instead of pointers (the token matrix under 64 GiB: moe_cuda.cpp checks) and no
+// zero-fill sizes keep the producer within its 56 registers.
 template <int kN>
 struct WgmmaSources {
   const uint8_t* tokens;  // the token matrix, at the chunk's k

@@ -123,13 +123,16 @@ const uint16_t* reordered_x(const MoeLaunch& m, const Layout& l, void* stream) {
   return r.dst;
 }
 
-// The work tile size, checked against the wgmma path's conditions when a caller forces one of its sizes.
+// The work tile size, checked against the wgmma path's conditions when a caller forces one of its sizes. The wgmma
+// producers address the reordered x and h by 32-bit offsets in 16-byte units (wgmma_gemm.cuh): under 64 GiB each.
 int work_tile_rows(const MoeConfig& c, int64_t tokens, int force_rows) {
-  const bool wgmma = wgmma_shape_supported(c) && wgmma_path_available();
+  constexpr int64_t kMaxRowUnits = int64_t(1) << 32;
+  const bool offsets_fit = tokens * c.hidden / 8 < kMaxRowUnits && tokens * c.top_k * c.intermediate / 8 < kMaxRowUnits;
+  const bool wgmma = wgmma_shape_supported(c) && offsets_fit && wgmma_path_available();
   if (force_rows > 0 && is_wgmma_tile_rows(force_rows)) {
     FP4MOE_CHECK_ARG(wgmma, "options.tile_rows",
                      "8, 16, 24 or 32 here (64, 128 and 160 need compute capability 9.0 with sm_90a code, H a "
-                     "multiple of 64 and I a multiple of 64, or 128 when not gated)",
+                     "multiple of 64 and I a multiple of 64, or 128 when not gated, and x and h under 64 GiB)",
                      detail::concat(force_rows, " (H = ", c.hidden, ", I = ", c.intermediate, ")"));
   }
   return plan_tile_rows(c, tokens, wgmma, force_rows);
