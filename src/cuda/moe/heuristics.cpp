@@ -26,7 +26,7 @@ constexpr int64_t kMidTileMinRowsPerExpert = 14;
 // get: mixtral T=256 621 vs 792 µs with 128-row tiles. 160-row tiles beat 128-row tiles from 64 rows per expert up
 // (session 13, 160/128 time): most where an expert's rows just pass a multiple of 128, which 128-row tiles meet with
 // a part-filled tile that pays a whole weight pass (128 rows per expert: mixtral T=512 0.73, qwen3-30b T=2048 0.87,
-// deepseek-v3 T=4096 0.87; 256 rows: 0.93-0.98), and 0.97-0.98 at 512-1024 rows (fewer weight passes per row).
+// deepseek-v3 T=4096 0.87; 256 rows: 0.92-0.98), and 0.97-1.01 at 512-1024 rows (fewer weight passes per row).
 constexpr int64_t kWgmmaMinRowsPerExpert = 21;
 constexpr int64_t kWgmmaWideMinRowsPerExpert = 48;
 constexpr int kWgmmaWideTileRows = 160;
