@@ -162,11 +162,14 @@ FP4MOE_HD uint8_t fp4_pack(uint8_t lo, uint8_t hi) { return uint8_t((lo & 0xfu) 
 
 // ---- block quantization (spec §2) -----------------------------------------------------------------------------------
 
-// Scale byte for a block with max magnitude `amax` under global scale `gs`.
-FP4MOE_HD uint8_t block_scale_e4m3(float amax, float gs) {
+// gs · R6, the factor block_scale_e4m3 applies to amax (computed once where many blocks share gs).
+FP4MOE_HD float block_scale_factor(float gs) {
   const float r6 = 1.0f / 6.0f;
-  return float_to_e4m3(mul_rn(amax, mul_rn(gs, r6)));
+  return mul_rn(gs, r6);
 }
+
+// Scale byte for a block with max magnitude `amax` under global scale `gs`.
+FP4MOE_HD uint8_t block_scale_e4m3(float amax, float gs) { return float_to_e4m3(mul_rn(amax, block_scale_factor(gs))); }
 
 // Multiplier that maps block values onto the E2M1 grid, for the stored scale byte `sf`, from inv_gs = div_rn(1, gs)
 // (computed once where many blocks share gs).

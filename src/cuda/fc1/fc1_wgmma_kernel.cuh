@@ -148,14 +148,9 @@ __device__ __forceinline__ void fc1_wgmma_epilogue(const Fc1Params& p, const Rou
   const float alpha = __fmul_rn(p.w4a4 ? __fdiv_rn(scale_2, p.gs1) : scale_2, kFragUnscale);
   const RequantScale gs2 = requant_scale(p.gs2);
   Fc1Stage& stage = smem.stage[wgmma_consumer()];
-  fc1_wgmma_epilogue_pass<kGated, kN, 0>(p, tile, group, acc, alpha, stage, gs2);
-  const int rows = tile.row_end - tile.row_begin;  // the whole consumer takes the same branches
-  if constexpr (kN > kFc1StageTokens) {
-    if (rows > kFc1StageTokens) fc1_wgmma_epilogue_pass<kGated, kN, 1>(p, tile, group, acc, alpha, stage, gs2);
-  }
-  if constexpr (kN > 2 * kFc1StageTokens) {
-    if (rows > 2 * kFc1StageTokens) fc1_wgmma_epilogue_pass<kGated, kN, 2>(p, tile, group, acc, alpha, stage, gs2);
-  }
+  wgmma_epilogue_passes<kN, kFc1StageTokens>(tile.row_end - tile.row_begin, [&](auto pass) {
+    fc1_wgmma_epilogue_pass<kGated, kN, decltype(pass)::value>(p, tile, group, acc, alpha, stage, gs2);
+  });
 }
 
 // Persistent (wgmma_schedule.cuh). PDL: waits first (x, or the quantize pass, and the routing), then lets FC2

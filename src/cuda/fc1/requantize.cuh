@@ -25,12 +25,12 @@ __device__ __forceinline__ uint8_t e4m3_of_nonnegative(float v) {
 
 // The call's gs2 and what every block derives from it.
 struct RequantScale {
-  float gs_r6;   // mul_rn(gs2, 1/6): block_scale_e4m3's factor
-  float inv_gs;  // div_rn(1, gs2): block_inverse_scale's
+  float gs_r6;   // block_scale_e4m3's factor
+  float inv_gs;  // block_inverse_scale's 1/gs2
 };
 
 __device__ __forceinline__ RequantScale requant_scale(float gs2) {
-  return {__fmul_rn(gs2, 1.0f / 6.0f), __fdiv_rn(1.0f, gs2)};
+  return {block_scale_factor(gs2), div_rn(1.0f, gs2)};
 }
 
 // W4A4: v quantized with gs2 in its 16-output block, returned dequantized without the global scale (e2m1 · sf,

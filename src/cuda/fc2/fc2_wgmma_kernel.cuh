@@ -85,14 +85,9 @@ __device__ __forceinline__ void fc2_wgmma_epilogue(const Fc2Params& p, const Rou
   const float scale_2 = p.w2_scale_2[tile.expert];
   const float alpha = __fmul_rn(p.w4a4 ? __fdiv_rn(scale_2, p.gs2) : scale_2, kFragUnscale);
   Fc2Stage& stage = smem.stage[wgmma_consumer()];
-  fc2_wgmma_epilogue_pass<kN, 0>(p, tile, group, acc, alpha, stage);
-  const int rows = tile.row_end - tile.row_begin;  // the whole consumer takes the same branches
-  if constexpr (kN > kFc2StageTokens) {
-    if (rows > kFc2StageTokens) fc2_wgmma_epilogue_pass<kN, 1>(p, tile, group, acc, alpha, stage);
-  }
-  if constexpr (kN > 2 * kFc2StageTokens) {
-    if (rows > 2 * kFc2StageTokens) fc2_wgmma_epilogue_pass<kN, 2>(p, tile, group, acc, alpha, stage);
-  }
+  wgmma_epilogue_passes<kN, kFc2StageTokens>(tile.row_end - tile.row_begin, [&](auto pass) {
+    fc2_wgmma_epilogue_pass<kN, decltype(pass)::value>(p, tile, group, acc, alpha, stage);
+  });
 }
 
 // Persistent (wgmma_schedule.cuh). PDL: waits first (h comes from FC1), then lets the combine launch; its blocks

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/common/frag_matrix.hpp"
 #include "cuda/common/fragment_decode.cuh"
@@ -370,6 +371,20 @@ __device__ __forceinline__ void wgmma_consume(WgmmaSmem<kN, Stage>& smem, int64_
 // Position of accumulator i of half h: the row (0..15) inside the warp's fragment tile and the token (0..kN-1).
 __device__ __forceinline__ int wgmma_row(int i) { return (int(threadIdx.x) % 32) / 4 + ((i % 4) >= 2 ? 8 : 0); }
 __device__ __forceinline__ int wgmma_token(int i) { return 8 * (i / 4) + 2 * (int(threadIdx.x) % 4) + (i % 2); }
+
+// Calls pass(std::integral_constant<int, k>{}) for each epilogue pass of kTokens tokens that a tile of `rows` rows
+// needs: pass 0, then 1 and 2 where the tile size and its rows reach them (the whole consumer takes the same branches).
+template <int kN, int kTokens, class Pass>
+__device__ __forceinline__ void wgmma_epilogue_passes(int rows, Pass&& pass) {
+  static_assert(kN <= 3 * kTokens, "at most three passes");
+  pass(std::integral_constant<int, 0>{});
+  if constexpr (kN > kTokens) {
+    if (rows > kTokens) pass(std::integral_constant<int, 1>{});
+  }
+  if constexpr (kN > 2 * kTokens) {
+    if (rows > 2 * kTokens) pass(std::integral_constant<int, 2>{});
+  }
+}
 
 // Epilogue staging of one pass (every thread of a consumer): waits until the consumer's previous pass (or item) is
 // done reading its stage, calls put(h, n, r, alpha · acc) for the accumulators of tokens kPass·kTokens.. (half h,
