@@ -1,6 +1,7 @@
 // The CUDA fused-MoE backend against the CPU reference (spec §5–§6): every model preset in both modes at
 // T ∈ {1, 2, 3, 7, 8, 64, 257, 1000, 4096}, and every activation (swiglu_clamped with default and non-default
-// parameters) in both modes on small and odd shapes.
+// parameters) in both modes on small and odd shapes; one token (two weight stages per warp) against its row of a
+// batch (one stage), bit for bit.
 //
 // Runtime budget (the whole GPU test binary should stay near 3 minutes on the H100 machine, 16 CPU cores): the GPU
 // work is negligible; the cost is the random layer (about 30 ns per weight per core) and the CPU reference
@@ -23,12 +24,16 @@
 #include <string>
 #include <tuple>
 
+#include "cuda/common/device_info.hpp"
+#include "cuda/fc2/fc2_launch.hpp"
+#include "cuda/route/route_launch.hpp"
 #include "gpu/moe_gpu_test_util.hpp"
 
 namespace fp4moe {
 namespace {
 
 using testing::cpu_forward;
+using testing::expect_bitwise;
 using testing::expect_close;
 using testing::gpu_forward;
 
@@ -191,6 +196,46 @@ INSTANTIATE_TEST_SUITE_P(Activations, ActivationTest,
                            return std::string(std::get<0>(info.param).name) + "_" +
                                   std::string(mode_name(std::get<1>(info.param)));
                          });
+
+// ---- weight stages --------------------------------------------------------------------------------------------------
+
+// One token streams its experts' weights in a grid of a few blocks per SM, which keeps two weight stages per warp in
+// flight (heuristics.hpp: plan_weight_stages); a batch in 8-row tiles with 32-row blocks has a grid large enough
+// for one. Both sum in the same order, so each token alone equals its row of the batch bit for bit.
+TEST(MoeGpuWeightStages, OneTokenEqualsItsRowOfALargeBatch) {
+  FP4MOE_REQUIRE_GPU();
+  const int sms = current_multiprocessor_count();
+  for (Mode mode : {Mode::kW4A16, Mode::kW4A4}) {
+    MoeConfig c;
+    c.num_experts = c.num_local_experts = 8;
+    c.top_k = 2;
+    c.hidden = 1024;
+    c.intermediate = 512;
+    c.mode = mode;
+    const uint64_t seed = testing::fresh_seed();
+    SCOPED_TRACE(::testing::Message() << "seed=" << seed << " " << c.describe());
+    const int64_t tokens = 2 * sms;  // about sms / 2 tiles of 8 rows: 16 · sms blocks per GEMM
+    const int64_t batch_tiles = cuda::max_route_tiles(tokens * c.top_k, c.num_local_experts, 8);
+    for (int64_t groups : {cuda::fc1_output_groups(c.intermediate, true), cuda::fc2_output_groups(c.hidden)}) {
+      ASSERT_EQ(cuda::plan_weight_stages(batch_tiles * groups, 8, 32, sms), 1) << "the batch takes one stage";
+      ASSERT_EQ(cuda::plan_weight_stages(c.top_k * groups, 8, 32, sms), 2) << "one token takes two";
+    }
+    const HostLayer layer = make_random_layer(c, seed);
+    const Runner gpu(prepare_weights(c, layer.view(), Backend::kCuda));
+    const Runner cpu(prepare_weights(c, layer.view(), Backend::kCpu));
+    const HostInputs in = make_random_inputs(c, tokens, seed + 1);
+    RunOptions eight_rows;
+    eight_rows.tile_rows = 8;
+    eight_rows.weight_rows_per_block = 32;
+    const std::vector<uint16_t> batch = gpu_forward(gpu, in.view(), eight_rows);
+    expect_close(batch, cpu_forward(cpu, in.view()), mode, "batch vs CPU reference");
+    for (int64_t t : {int64_t(0), int64_t(5), tokens - 1}) {
+      const HostInputs one = testing::take_rows(in, {t});
+      expect_bitwise(gpu_forward(gpu, one.view()), testing::gather_rows(batch, {t}, c.hidden),
+                     "token " + std::to_string(t) + " alone");
+    }
+  }
+}
 
 }  // namespace
 }  // namespace fp4moe

@@ -4,6 +4,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "cuda/common/cuda_check.hpp"
+
 namespace fp4moe {
 
 namespace {
@@ -41,6 +43,13 @@ GpuSurvey take_survey() {
 const GpuSurvey& survey_gpus() {
   static const GpuSurvey survey = take_survey();
   return survey;
+}
+
+int current_multiprocessor_count() {
+  int device = 0, sms = 0;
+  FP4MOE_CUDA_CHECK(cudaGetDevice(&device));
+  FP4MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return sms;
 }
 
 }  // namespace fp4moe

@@ -27,4 +27,7 @@ struct GpuSurvey {
 // Queried once per process and cached (cheap to call).
 const GpuSurvey& survey_gpus();
 
+// Multiprocessors of the current device (a runtime attribute query: no synchronization). Throws Error on failure.
+int current_multiprocessor_count();
+
 }  // namespace fp4moe

@@ -1,4 +1,5 @@
-// Launcher of the FC1 kernel. Instantiation table: gated or not × 8, 16, 24 or 32 rows per work tile.
+// Launcher of the FC1 kernel. Instantiation table: gated or not × 8, 16, 24 or 32 rows per work tile; 8-row tiles
+// also with 2 weight stages (small grids, heuristics.hpp: plan_weight_stages).
 #include <cuda_runtime.h>
 
 #include "cuda/common/cuda_check.hpp"
@@ -10,17 +11,28 @@ namespace fp4moe::cuda {
 
 namespace {
 
+template <bool kGated, int kNT, int kStages>
+void launch_stages(const Fc1Params& p, dim3 grid, cudaStream_t stream) {
+  prefer_shared_memory<fc1_kernel<kGated, kNT, kStages>>();
+  launch_pdl(fc1_kernel<kGated, kNT, kStages>, grid, StreamShape::kThreads, 0, stream, p);
+}
+
 template <bool kGated, int kNT>
 void launch(const Fc1Params& p, cudaStream_t stream) {
   const dim3 grid(unsigned(p.max_tiles), unsigned(fc1_output_groups(p.intermediate, kGated)));
-  prefer_shared_memory<fc1_kernel<kGated, kNT>>();
-  launch_pdl(fc1_kernel<kGated, kNT>, grid, StreamShape::kThreads, 0, stream, p);
+  if constexpr (kNT == 1) {
+    if (p.weight_stages == 2) return launch_stages<kGated, kNT, 2>(p, grid, stream);
+  }
+  launch_stages<kGated, kNT, 1>(p, grid, stream);
 }
 
 }  // namespace
 
 void fc1_launch(const Fc1Params& p, void* stream_ptr) {
   if (p.max_tiles == 0) return;
+  FP4MOE_CHECK(p.weight_stages == 1 || (p.weight_stages == 2 && p.tile_rows == 8 &&
+                                        p.weight_rows_per_block == StreamShape::kRowTiles * format::kFragRows),
+               "FC1 weight stages must be 1, or 2 with 8-row tiles and 32-row blocks, got ", p.weight_stages);
   if (p.weight_rows_per_block == kGroupRows) return fc1_group_launch(p, stream_ptr);
   FP4MOE_CHECK(p.weight_rows_per_block == StreamShape::kRowTiles * format::kFragRows,
                "FC1 weight rows per block must be 32 or 128, got ", p.weight_rows_per_block);

@@ -18,6 +18,9 @@ struct Fc1Params {
   // Streaming kernels: weight rows per block, 32 (one output group, K split over the 4 warps) or 128 (4 output
   // groups sharing one copy of the token tile, stream_group_gemm.cuh); the same bits either way
   int weight_rows_per_block = 32;
+  // Streaming kernels, sm_90+: bulk stages of 4 weight chunks each warp keeps in flight, 1 or (8-row tiles with
+  // 32-row blocks, for small grids) 2; the same bits either way
+  int weight_stages = 1;
   int64_t top_k = 0;
   // The tiles (or topk_ids, for pair tiles) were complete before FC1's predecessor let it launch (a quantize pass
   // sits between them and FC1), so FC1 reads them and prefetches weights before waiting.

@@ -17,6 +17,9 @@ struct Fc2Params {
   // Streaming kernels: weight rows per block, 32 (one output group, K split over the 4 warps) or 128 (4 output
   // groups sharing one copy of the token tile, stream_group_gemm.cuh); the same bits either way
   int weight_rows_per_block = 32;
+  // Streaming kernels, sm_90+: bulk stages of 4 weight chunks each warp keeps in flight, 1 or (8-row tiles with
+  // 32-row blocks, for small grids) 2; the same bits either way
+  int weight_stages = 1;
   // h per sorted row, BF16 [P, I] (W4A4: exact e2m1·sf values; alpha = w2_scale_2 / gs2); wgmma path: in the MMA
   // k order
   const uint16_t* h = nullptr;

@@ -112,10 +112,10 @@ __device__ __forceinline__ void zero_acc(StreamAcc<kNT>& acc) {
 }
 
 // acc = this warp's partial sum over the chunks of its range (zeroed first); the stager was started.
-template <int kNT>
-__device__ __forceinline__ void stream_mainloop(WeightStager& stager, const StreamTokens<kNT>& x, int64_t k,
+template <int kNT, class Stager>
+__device__ __forceinline__ void stream_mainloop(Stager& stager, const StreamTokens<kNT>& x, int64_t k,
                                                 StreamRange r, StreamAcc<kNT>& acc) {
-  constexpr int kDepth = WeightStager::kDepth, kSub = WeightStager::kStageChunks;
+  constexpr int kDepth = Stager::kDepth, kSub = Stager::kStageChunks;
   zero_acc<kNT>(acc);
   TokenChunk<kNT> xbuf[2];
   if (r.begin < r.end) load_token_chunk(x, r.begin, k, xbuf[0]);
@@ -141,21 +141,22 @@ __device__ __forceinline__ void stream_mainloop(WeightStager& stager, const Stre
   }
 }
 
-template <int kNT>
+template <int kNT, int kStages>
 struct StreamSmem {
-  WeightStager::Smem weights;
+  typename StagerOf<kStages>::Smem weights;
   float partial[StreamShape::kWarps - 1][StreamShape::kRowTiles][kNT][4][32];
 };
 
 // The whole block's sum over all K chunks, left in warp 0's `acc` (other warps' acc is consumed). The weight
 // prefetch is issued first; then `tokens()` is called (it waits for the previous kernel where the tokens come from
 // it) and returns the token rows. Warps add in warp order, so the result does not depend on timing.
-template <int kNT, class TokensFn>
+template <int kNT, int kStages, class TokensFn>
 __device__ __forceinline__ void stream_block_gemm(const StreamWeights& w, TokensFn&& tokens, int64_t k,
-                                                  int64_t k_tiles, StreamSmem<kNT>& smem, StreamAcc<kNT>& acc) {
+                                                  int64_t k_tiles, StreamSmem<kNT, kStages>& smem,
+                                                  StreamAcc<kNT>& acc) {
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const StreamRange range = stream_warp_range(k_tiles);
-  WeightStager stager;
+  StagerOf<kStages> stager;
   stager.start(w, range, smem.weights);
   const StreamTokens<kNT> x = tokens();
   stream_mainloop<kNT>(stager, x, k, range, acc);

@@ -1,9 +1,9 @@
 // How a warp of the weight-streaming GEMM (stream_gemm.cuh) gets its FP4 weight chunks: one chunk = the 64-wide k
 // tile of two 16-row weight tiles, 2 × (512 code bytes + 64 scale bytes), of which each lane takes its 16 code
 // bytes and 2 scale bytes per row tile (the A fragments of 4 MMAs).
-//  - BulkStager (sm_90+): bulk asynchronous copies (the copy engine) into shared memory, kStageChunks chunks per
-//    stage, each stage completing on its own barrier. No registers hold data in flight, so more warps fit on an SM
-//    and more bytes are in flight per SM.
+//  - BulkStagerOf<kStages> (sm_90+): bulk asynchronous copies (the copy engine) into shared memory, kStages stages
+//    of kStageChunks chunks per warp, each stage completing on its own barrier. No registers hold data in flight,
+//    so more warps fit on an SM and more bytes are in flight per SM.
 //  - RegisterStager (sm_80-sm_89): kDepth chunks per warp in flight as 16-byte loads into registers.
 // Both hold kDepth stages of kStageChunks chunks. start() issues the first stages (before the kernel waits for its
 // predecessor: weights do not depend on it); take(slot, sub, out) returns chunk `sub` of the stage in `slot`
@@ -99,14 +99,15 @@ struct RegisterStager {
 
 // ---- sm_90+: bulk copies into shared memory ---------------------------------------------------------------------
 
-struct BulkStager {
-  // One stage of 4 consecutive chunks per warp: the fragment tiles of a row tile are contiguous along k, so one copy
+template <int kStages>
+struct BulkStagerOf {
+  // Stages of 4 consecutive chunks per warp: the fragment tiles of a row tile are contiguous along k, so one copy
   // per row tile and kind moves all 4, and lane 0's issue work (~20 instructions per copy: its operands go to
-  // uniform registers one by one) drops to a quarter per weight byte. The warp refills its stage only after using
-  // all 4 chunks; the other resident warps (kStreamMinBlocks) keep the bytes in flight and hide the decode's
+  // uniform registers one by one) drops to a quarter per weight byte. With one stage the warp refills it only after
+  // using all 4 chunks; the other resident warps (kStreamMinBlocks) keep the bytes in flight and hide the decode's
   // latency. H100 (bench/NOTES.md): against 1 chunk per copy with 2 stages, floor ratio qwen3-30b T=64 0.70 → 0.77,
   // qwen3-235b T=64 0.83 → 0.90, deepseek-v3 T=8 0.86 → 0.93; 2 or 3 chunks per stage with 2 stages fell between.
-  static constexpr int kDepth = 1;
+  static constexpr int kDepth = kStages;
   static constexpr int kStageChunks = 4;
   struct alignas(128) Stage {
     uint8_t codes[kStreamRowTiles][kStageChunks * format::kFragCodeBytes];
@@ -183,6 +184,13 @@ struct BulkStager {
   __device__ __forceinline__ void next_round() { phase ^= 1; }
 };
 
-using WeightStager = std::conditional_t<kHasBulkCopy, BulkStager, RegisterStager>;
+// kStages bulk stages per warp on sm_90+; register staging elsewhere. One stage is the default: 8 blocks of the
+// 8-row kernels fit an SM, and their warps keep the bytes in flight. A grid of at most 5 blocks per SM (one token
+// on few experts or small experts: mixtral-8x7b FC2 at T = 1 has 2) has too few warps for that, so those launches
+// take 2 stages: the next 4 chunks arrive while the warp uses the current ones (heuristics.cpp: plan_weight_stages).
+template <int kStages>
+using StagerOf = std::conditional_t<kHasBulkCopy, BulkStagerOf<kStages>, RegisterStager>;
+using BulkStager = BulkStagerOf<1>;
+using WeightStager = StagerOf<1>;
 
 }  // namespace fp4moe::cuda

@@ -84,6 +84,18 @@ int plan_weight_rows_per_block(const MoeConfig& c, int64_t tokens, int tile_rows
   return wide_blocks >= kWideBlocksMinGrid ? kWeightRowsPerBlockChoices[1] : kWeightRowsPerBlockChoices[0];
 }
 
+int plan_weight_stages(int64_t blocks, int tile_rows, int weight_rows_per_block, int sms) {
+  // A grid this small has at most 20 warps per SM, each with one stage of 4 chunks in flight and none while it
+  // decodes them; a second stage keeps its next chunks coming. H100, W4A16, same binary, µs (bench/NOTES.md):
+  // mixtral-8x7b T=1 (FC2: 256 blocks) 96.5, 97.0 → 92.2, 92.2; qwen3-30b-a3b T=1 (FC1 384, FC2 512 blocks) 22.6,
+  // 22.8 → 21.9, 22.0. Two stages lost in the 16- and 24-row kernels (more registers: 3 blocks per SM instead of 4;
+  // mixtral T=64 359, 361 → 377, 373) and in the 128-row blocks (shared memory for 3 instead of 4: deepseek-v3
+  // T=512 2821, 2841 → 3042, 2969; qwen3-235b T=128 531, 533 → 573, 574).
+  const bool eight_row_blocks =
+      tile_rows == kTileRowChoices[0] && weight_rows_per_block == kWeightRowsPerBlockChoices[0];
+  return eight_row_blocks && blocks <= kDeepStagesMaxBlocksPerSm * sms ? 2 : 1;
+}
+
 int plan_tile_rows(const MoeConfig& c, int64_t tokens, bool wgmma, int force_rows) {
   if (force_rows > 0) return force_rows;
   // Rows per hit expert if the routing spreads evenly. H100 (bench/NOTES.md): 8-row tiles up to ~6 rows per

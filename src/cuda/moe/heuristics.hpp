@@ -43,6 +43,12 @@ enum class StreamGemm { kFc1, kFc2 };
 int plan_weight_rows_per_block(const MoeConfig& config, int64_t tokens, int tile_rows, StreamGemm gemm,
                                int force_rows = 0);
 
+// Bulk weight stages per warp (sm_90+) of a streaming launch of `blocks` blocks on `sms` multiprocessors: 2 for
+// the 8-row kernels with 32-row blocks when the grid has at most kDeepStagesMaxBlocksPerSm blocks per SM (as many
+// as their 2-stage shared memory lets share an SM), else 1. The same bits either way.
+inline constexpr int64_t kDeepStagesMaxBlocksPerSm = 5;
+int plan_weight_stages(int64_t blocks, int tile_rows, int weight_rows_per_block, int sms);
+
 // Rows of one routing work tile for `tokens` tokens; `wgmma` says whether the wgmma path may run (device and shape).
 // force_rows > 0 (a validated choice) picks that size.
 int plan_tile_rows(const MoeConfig& config, int64_t tokens, bool wgmma, int force_rows = 0);
