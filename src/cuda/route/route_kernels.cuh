@@ -88,27 +88,31 @@ __global__ void route_positions_kernel(RouteParams p) {
 
 // ---- small path --------------------------------------------------------------------------------------------------
 
+// Threads of route_small_kernel: up to 256 pairs, one per thread; more, 8 per thread in 512 threads (H100, against
+// 16 in 256: qwen3-235b-a22b T=512 722.6 → 712.2 µs, qwen3-30b-a3b T=64 143.2 → 142.1, T=256 195.9 → 194.4; 4 in
+// 1024 gained less; bench/NOTES.md).
 constexpr int kRouteSmallThreads = 256;
+constexpr int kRouteWideThreads = 512;
 
 // Dynamic shared memory of route_small_kernel: the offsets of keys 0..E_local.
 constexpr size_t route_small_dynamic_smem(int64_t local_experts) { return size_t(local_experts + 1) * sizeof(int32_t); }
 
-template <int kItems>
+template <int kThreads, int kItems>
 struct RouteSmallStorage {
-  using Sort = cub::BlockRadixSort<int32_t, kRouteSmallThreads, kItems, int32_t>;
+  using Sort = cub::BlockRadixSort<int32_t, kThreads, kItems, int32_t>;
   union {
     typename Sort::TempStorage sort;
     struct {
-      int32_t keys[kRouteSmallThreads * kItems];  // sorted keys
-      typename RouteScan<kRouteSmallThreads>::TempStorage scan;
+      int32_t keys[kThreads * kItems];  // sorted keys
+      typename RouteScan<kThreads>::TempStorage scan;
     } after;
   };
 };
 
 // Sorts (key, pair) of all pairs in the block (stable CUB block radix sort; padding keys E_local + 1 sort last) and
 // writes keys_sorted, pairs_sorted and position; the sorted keys stay in shared memory. Ends with a barrier.
-template <int kItems>
-__device__ void sort_pairs_in_block(const RouteParams& p, RouteSmallStorage<kItems>& smem, int end_bit) {
+template <int kThreads, int kItems>
+__device__ void sort_pairs_in_block(const RouteParams& p, RouteSmallStorage<kThreads, kItems>& smem, int end_bit) {
   int32_t keys[kItems], pairs[kItems];
 #pragma unroll
   for (int i = 0; i < kItems; ++i) {
@@ -116,7 +120,7 @@ __device__ void sort_pairs_in_block(const RouteParams& p, RouteSmallStorage<kIte
     keys[i] = pair < p.ids.pairs ? local_expert_of(p.ids, pair) : int32_t(p.ids.local_experts + 1);
     pairs[i] = pair;
   }
-  typename RouteSmallStorage<kItems>::Sort(smem.sort).Sort(keys, pairs, 0, end_bit);
+  typename RouteSmallStorage<kThreads, kItems>::Sort(smem.sort).Sort(keys, pairs, 0, end_bit);
   __syncthreads();  // the sort storage becomes the sorted-key array
   const RouteBuffers& b = p.buffers;
 #pragma unroll
@@ -147,16 +151,18 @@ __device__ void offsets_from_sorted_keys(const RouteParams& p, const int32_t* so
   __syncthreads();
 }
 
-static_assert(sizeof(RouteSmallStorage<kRouteSmallMaxPairs / kRouteSmallThreads>) +
-                      route_small_dynamic_smem(kRouteSmallMaxExperts) <= 48 * 1024,
-              "route_small_kernel must fit the default 48 KB of shared memory");
+template <int kThreads, int kItems>
+inline constexpr bool kRouteSmallFits =
+    sizeof(RouteSmallStorage<kThreads, kItems>) + route_small_dynamic_smem(kRouteSmallMaxExperts) <= 48 * 1024;
+static_assert(kRouteSmallMaxPairs % kRouteWideThreads == 0, "whole items per thread");
 
-// The whole pre-pass in block 0 of kRouteSmallThreads threads, P <= kRouteSmallThreads · kItems; dynamic shared
-// memory: route_small_dynamic_smem(E_local). end_bit: bits of the largest key (E_local + 1). Blocks 1.. quantize x
+// The whole pre-pass in block 0 of kThreads threads, P <= kThreads · kItems; dynamic shared memory:
+// route_small_dynamic_smem(E_local). end_bit: bits of the largest key (E_local + 1). Blocks 1.. quantize x
 // (RouteParams::quantize), so that FC1 waits for one launch instead of two.
-template <int kItems>
-__global__ void __launch_bounds__(kRouteSmallThreads) route_small_kernel(RouteParams p, int end_bit) {
-  __shared__ RouteSmallStorage<kItems> smem;
+template <int kThreads, int kItems>
+__global__ void __launch_bounds__(kThreads) route_small_kernel(RouteParams p, int end_bit) {
+  static_assert(kRouteSmallFits<kThreads, kItems>, "route_small_kernel must fit the default 48 KB of shared memory");
+  __shared__ RouteSmallStorage<kThreads, kItems> smem;
   extern __shared__ int32_t route_offsets[];
   griddep_wait();  // topk_ids and x may come from the caller's previous kernel
   griddep_launch_dependents();
@@ -165,9 +171,9 @@ __global__ void __launch_bounds__(kRouteSmallThreads) route_small_kernel(RoutePa
                           int64_t(gridDim.x - 1) * blockDim.x);
     return;
   }
-  sort_pairs_in_block<kItems>(p, smem, end_bit);
+  sort_pairs_in_block<kThreads, kItems>(p, smem, end_bit);
   offsets_from_sorted_keys(p, smem.after.keys, route_offsets);
-  write_tiles<kRouteSmallThreads>(p, route_offsets, smem.after.scan);
+  write_tiles<kThreads>(p, route_offsets, smem.after.scan);
 }
 
 }  // namespace fp4moe::cuda

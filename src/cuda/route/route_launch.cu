@@ -46,12 +46,14 @@ void route_launch(const RouteParams& p, void* stream_ptr) {
   if (use_small_path(p)) {
     const int end_bit = int(std::bit_width(uint64_t(p.ids.local_experts + 1)));
     const size_t smem = route_small_dynamic_smem(p.ids.local_experts);
-    const unsigned grid = 1 + (p.quantize.rows > 0 ? quantize_grid(p.quantize, kRouteSmallThreads) : 0);
+    const auto launch = [&](auto kernel, int threads) {
+      const unsigned grid = 1 + (p.quantize.rows > 0 ? quantize_grid(p.quantize, threads) : 0);
+      launch_pdl(kernel, grid, threads, smem, stream, p, end_bit);
+    };
     if (p.ids.pairs <= kRouteSmallThreads) {
-      launch_pdl(route_small_kernel<1>, grid, kRouteSmallThreads, smem, stream, p, end_bit);
+      launch(route_small_kernel<kRouteSmallThreads, 1>, kRouteSmallThreads);
     } else {
-      launch_pdl(route_small_kernel<kRouteSmallMaxPairs / kRouteSmallThreads>, grid, kRouteSmallThreads, smem, stream,
-                 p, end_bit);
+      launch(route_small_kernel<kRouteWideThreads, kRouteSmallMaxPairs / kRouteWideThreads>, kRouteWideThreads);
     }
     return;
   }
