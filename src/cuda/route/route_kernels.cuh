@@ -158,9 +158,10 @@ static_assert(kRouteSmallMaxPairs % kRouteWideThreads == 0, "whole items per thr
 
 // The whole pre-pass in block 0 of kThreads threads, P <= kThreads · kItems; dynamic shared memory:
 // route_small_dynamic_smem(E_local). end_bit: bits of the largest key (E_local + 1). Blocks 1.. quantize x
-// (RouteParams::quantize), so that FC1 waits for one launch instead of two.
+// (RouteParams::quantize), so that FC1 waits for one launch instead of two. One block per SM is all the launch
+// bound asks for: without it ptxas kept the 512-thread kernel at 64 registers on sm_80/sm_89 and spilled.
 template <int kThreads, int kItems>
-__global__ void __launch_bounds__(kThreads) route_small_kernel(RouteParams p, int end_bit) {
+__global__ void __launch_bounds__(kThreads, 1) route_small_kernel(RouteParams p, int end_bit) {
   static_assert(kRouteSmallFits<kThreads, kItems>, "route_small_kernel must fit the default 48 KB of shared memory");
   __shared__ RouteSmallStorage<kThreads, kItems> smem;
   extern __shared__ int32_t route_offsets[];
