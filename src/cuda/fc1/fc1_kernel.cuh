@@ -84,7 +84,7 @@ __device__ __forceinline__ StreamWeights fc1_weights(const Fc1Params& p, const R
 // between them and FC1 (W4A4), that pass waited before it let FC1 launch, so the tiles can be read and the weights
 // prefetched before griddep_wait; otherwise FC1 waits first (launch.cuh has the rule that makes this safe).
 template <bool kGated, int kNT, int kStages>
-__global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT>) fc1_kernel(Fc1Params p) {
+__global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT, kStages>) fc1_kernel(Fc1Params p) {
   __shared__ StreamSmem<kNT, kStages> smem;
   if (!p.tiles_ready_early) griddep_wait();
   RouteTile tile;

@@ -50,7 +50,7 @@ __device__ void fc2_epilogue(const Fc2Params& p, const RouteTile& tile, int64_t 
 // PDL order: FC1 lets FC2 launch only after FC1 waited for everything before it, so the routing tiles (or topk_ids)
 // are complete and the weights are prefetched before griddep_wait, overlapping FC1; h is read after it.
 template <int kNT, int kStages>
-__global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT>) fc2_kernel(Fc2Params p) {
+__global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT, kStages>) fc2_kernel(Fc2Params p) {
   __shared__ StreamSmem<kNT, kStages> smem;
   RouteTile tile;
   if (!work_tile(p.work, blockIdx.x, tile)) {  // the grid is sized for the worst case routing

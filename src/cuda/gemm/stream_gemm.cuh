@@ -38,9 +38,11 @@ inline constexpr bool kStreamManyBlocks = true;
 #else
 inline constexpr bool kStreamManyBlocks = false;
 #endif
-template <int kNT>
-inline constexpr int kStreamMinBlocks = kStreamManyBlocks ? (kNT == 1 ? 8 : kNT == 2 ? 5 : 2)
-                                                          : (kNT == 1 ? 5 : kNT == 2 ? 3 : 2);
+// Two weight stages per warp (small grids, heuristics.hpp: plan_weight_stages) take the shared memory of 5 blocks
+// per SM at most, so they get the registers of 5: at the budget of 8 the gated 8-row FC1 spilled on sm_100a.
+template <int kNT, int kStages = 1>
+inline constexpr int kStreamMinBlocks =
+    kStreamManyBlocks ? (kNT == 1 ? (kStages == 1 ? 8 : 5) : kNT == 2 ? 5 : 2) : (kNT == 1 ? 5 : kNT == 2 ? 3 : 2);
 
 template <int kNT>
 using StreamAcc = float[StreamShape::kRowTiles][kNT][4];  // [row tile][8-token tile][MMA fragment]
