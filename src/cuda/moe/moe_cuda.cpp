@@ -178,11 +178,9 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f1.tile_rows = tile_rows;
   f1.weight_rows_per_block =
       wgmma ? 0 : plan_weight_rows_per_block(c, m.tokens, tile_rows, StreamGemm::kFc1, m.force_weight_rows_per_block);
-  const int sms = wgmma ? 0 : current_multiprocessor_count();
-  f1.weight_stages =
-      wgmma ? 1
-            : plan_weight_stages(max_tiles * fc1_output_groups(c.intermediate, c.gated()), tile_rows,
-                                 f1.weight_rows_per_block, sms);
+  const int sms = wgmma ? 0 : current_multiprocessor_count();  // plan_weight_stages gives wgmma tiles 1 stage
+  f1.weight_stages = plan_weight_stages(max_tiles * fc1_output_groups(c.intermediate, c.gated()), tile_rows,
+                                        f1.weight_rows_per_block, sms);
   f1.top_k = c.top_k;
   // A quantize pass of its own between the routing and FC1 waits for its predecessor before FC1 launches.
   f1.tiles_ready_early = w4a4 && !x_in_route;
@@ -211,7 +209,7 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f2.weight_rows_per_block =
       wgmma ? 0 : plan_weight_rows_per_block(c, m.tokens, tile_rows, StreamGemm::kFc2, m.force_weight_rows_per_block);
   f2.weight_stages =
-      wgmma ? 1 : plan_weight_stages(max_tiles * fc2_output_groups(c.hidden), tile_rows, f2.weight_rows_per_block, sms);
+      plan_weight_stages(max_tiles * fc2_output_groups(c.hidden), tile_rows, f2.weight_rows_per_block, sms);
   f2.h = f1.h;
   f2.w4a4 = w4a4;
   f2.gs2 = m.gs2;
