@@ -204,7 +204,13 @@ constexpr RouteCase kCases[] = {
     {64, 128, 128, 0, Ids::kOneExpert},
     {65, 128, 128, 0, Ids::kOneExpert},
     {129, 8, 8, 0, Ids::kUniform},
+    {257, 128, 128, 0, Ids::kUniform},  // each size of the routing block: 512 threads × 1, 2, 4, 8 pairs
+    {512, 128, 128, 0, Ids::kOneExpert},
+    {513, 64, 64, 0, Ids::kSkewed},
     {1000, 300, 100, 200, Ids::kOutOfRange},
+    {1024, 256, 256, 0, Ids::kUniform},
+    {1025, 300, 100, 200, Ids::kOutOfRange},
+    {2048, 128, 128, 0, Ids::kUniform},
     {1023, 64, 64, 0, Ids::kSkewed},
     {2049, 128, 32, 96, Ids::kUniform},
     {4096, 256, 256, 0, Ids::kUniform},
@@ -267,7 +273,8 @@ TEST(RouteGpu, QuantizesXInTheSameLaunch) {
     }
   }
   const DeviceBuffer d_x = DeviceBuffer::from_host(x);
-  for (const RouteCase& c : {RouteCase{8, 64, 64, 0, Ids::kUniform}, RouteCase{4096, 256, 256, 0, Ids::kUniform},
+  for (const RouteCase& c : {RouteCase{8, 64, 64, 0, Ids::kUniform}, RouteCase{512, 128, 128, 0, Ids::kUniform},
+                             RouteCase{4096, 256, 256, 0, Ids::kUniform},
                              RouteCase{4097, 256, 256, 0, Ids::kUniform}}) {
     for (bool force_sort : {false, true}) {
       SCOPED_TRACE(::testing::Message() << "P=" << c.pairs << (force_sort ? " sort path" : ""));

@@ -50,8 +50,18 @@ void route_launch(const RouteParams& p, void* stream_ptr) {
       const unsigned grid = 1 + (p.quantize.rows > 0 ? quantize_grid(p.quantize, threads) : 0);
       launch_pdl(kernel, grid, threads, smem, stream, p, end_bit);
     };
+    // The block sorts kThreads · kItems keys whatever P is, so P takes the fewest items per thread that hold it:
+    // at P = 512 the 8-item block sorted 4096 keys (H100: qwen3-30b-a3b T=64 141.8 → 140.1 µs, qwen3-235b-a22b
+    // T=256 651.5 → 632.3; bench/NOTES.md).
+    const int64_t items = (p.ids.pairs + kRouteWideThreads - 1) / kRouteWideThreads;
     if (p.ids.pairs <= kRouteSmallThreads) {
       launch(route_small_kernel<kRouteSmallThreads, 1>, kRouteSmallThreads);
+    } else if (items <= 1) {
+      launch(route_small_kernel<kRouteWideThreads, 1>, kRouteWideThreads);
+    } else if (items <= 2) {
+      launch(route_small_kernel<kRouteWideThreads, 2>, kRouteWideThreads);
+    } else if (items <= 4) {
+      launch(route_small_kernel<kRouteWideThreads, 4>, kRouteWideThreads);
     } else {
       launch(route_small_kernel<kRouteWideThreads, kRouteSmallMaxPairs / kRouteWideThreads>, kRouteWideThreads);
     }
