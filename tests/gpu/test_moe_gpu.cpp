@@ -1,7 +1,7 @@
 // The CUDA fused-MoE backend against the CPU reference (spec §5–§6): every model preset in both modes at
 // T ∈ {1, 2, 3, 7, 8, 64, 257, 1000, 4096}, and every activation (swiglu_clamped with default and non-default
 // parameters) in both modes on small and odd shapes; one token (two weight stages per warp) against its row of a
-// batch (one stage), bit for bit.
+// batch (one stage), bit for bit; the FC1 → FC2 handoff per tile on a poisoned workspace, repeated.
 //
 // Runtime budget (the whole GPU test binary should stay near 3 minutes on the H100 machine, 16 CPU cores): the GPU
 // work is negligible; the cost is the random layer (about 30 ns per weight per core) and the CPU reference
@@ -233,6 +233,49 @@ TEST(MoeGpuWeightStages, OneTokenEqualsItsRowOfALargeBatch) {
       const HostInputs one = testing::take_rows(in, {t});
       expect_bitwise(gpu_forward(gpu, one.view()), testing::gather_rows(batch, {t}, c.hidden),
                      "token " + std::to_string(t) + " alone");
+    }
+  }
+}
+
+// ---- FC1 → FC2 handoff per tile -------------------------------------------------------------------------------------
+
+// With the handoff (heuristics.hpp: plan_tile_handoff), an FC2 block starts on its tile once that tile's FC1
+// blocks counted their h stores, while other FC1 blocks still run. An FC2 block that read h too early would read the
+// poisoned workspace bytes (NaN). Both block shapes, in both modes, against the CPU reference, and each call repeated
+// with the same bits (the timing differs from call to call).
+TEST(MoeGpuTileHandoff, EveryCallMatchesTheReferenceAndRepeatsBitwise) {
+  FP4MOE_REQUIRE_GPU();
+  const int sms = current_multiprocessor_count();
+  for (Mode mode : {Mode::kW4A16, Mode::kW4A4}) {
+    MoeConfig c;
+    c.num_experts = c.num_local_experts = 16;
+    c.top_k = 4;
+    c.hidden = 1024;
+    c.intermediate = 2304;  // 36 k chunks: 9 per warp of a 32-row FC2 block, more than two stages prefetch
+    c.mode = mode;
+    const uint64_t seed = testing::fresh_seed();
+    SCOPED_TRACE(::testing::Message() << "seed=" << seed << " " << c.describe());
+    const HostLayer layer = make_random_layer(c, seed);
+    const Runner gpu(prepare_weights(c, layer.view(), Backend::kCuda));
+    const Runner cpu(prepare_weights(c, layer.view(), Backend::kCpu));
+    for (int64_t tokens : {3, 17, 80}) {  // 8-, 8- and 24-row tiles (at most 20 rows per expert: no wgmma)
+      const HostInputs in = make_random_inputs(c, tokens, seed + uint64_t(tokens));
+      const std::vector<uint16_t> ref = cpu_forward(cpu, in.view());
+      const int tile_rows = cuda::plan_tile_rows(c, tokens, false);
+      const int64_t tiles = cuda::max_route_tiles(tokens * c.top_k, c.num_local_experts, tile_rows);
+      for (int rows_per_block : {32, 128}) {
+        SCOPED_TRACE(::testing::Message() << "T=" << tokens << ", " << rows_per_block << " weight rows per block");
+        const int stages = cuda::plan_weight_stages(tiles * cuda::fc2_output_groups(c.hidden), tile_rows,
+                                                    rows_per_block, sms);
+        ASSERT_TRUE(cuda::plan_tile_handoff(c, tiles, rows_per_block, stages)) << "the handoff is planned";
+        RunOptions opt;
+        opt.weight_rows_per_block = rows_per_block;
+        const std::vector<uint16_t> first = gpu_forward(gpu, in.view(), opt);
+        expect_close(first, ref, mode, "first call vs CPU reference");
+        for (int repeat = 0; repeat < 4; ++repeat) {
+          expect_bitwise(gpu_forward(gpu, in.view(), opt), first, "call " + std::to_string(repeat + 2));
+        }
+      }
     }
   }
 }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <random>
 #include <vector>
@@ -99,7 +100,8 @@ HostRoute host_route(const RouteCase& c, const std::vector<int32_t>& ids) {
 
 // Every buffer of the pre-pass, filled with kPoison bytes.
 struct RouteWorkspace {
-  DeviceBuffer keys_in, pairs_in, keys_sorted, pairs_sorted, offsets, position, tiles, num_tiles, sort_temp;
+  DeviceBuffer keys_in, pairs_in, keys_sorted, pairs_sorted, offsets, position, tiles, num_tiles, tile_ready,
+      sort_temp;
 
   explicit RouteWorkspace(const RouteCase& c)
       : keys_in(ints(c.pairs), kPoison),
@@ -110,6 +112,7 @@ struct RouteWorkspace {
         position(ints(c.pairs), kPoison),
         tiles(size_t(cuda::max_route_tiles(c.pairs, c.local_experts, c.tile_rows)) * sizeof(RouteTile), kPoison),
         num_tiles(ints(1), kPoison),
+        tile_ready(ints(c.pairs), kPoison),
         sort_temp(cuda::route_sort_temp_bytes(c.pairs), kPoison) {}
 
   static size_t ints(int64_t n) { return size_t(n) * sizeof(int32_t); }
@@ -124,6 +127,7 @@ struct RouteWorkspace {
     b.position = static_cast<int32_t*>(position.get());
     b.tiles = static_cast<RouteTile*>(tiles.get());
     b.num_tiles = static_cast<int32_t*>(num_tiles.get());
+    b.tile_ready = static_cast<int32_t*>(tile_ready.get());
     b.sort_temp = sort_temp.get();
     b.sort_temp_bytes = sort_temp.bytes();
     return b;
@@ -158,6 +162,7 @@ void expect_same_outputs(const RouteWorkspace& small, const RouteWorkspace& sort
   same(small.position, sort.position, "position");
   same(small.tiles, sort.tiles, "tiles");
   same(small.num_tiles, sort.num_tiles, "num_tiles");
+  same(small.tile_ready, sort.tile_ready, "tile_ready");
 }
 
 bool same_tile(const RouteTile& a, const RouteTile& b) {
@@ -172,6 +177,11 @@ void expect_matches_host(const RouteWorkspace& ws, const HostRoute& h) {
   const int32_t num_tiles = ws.num_tiles.to_host<int32_t>()[0];
   ASSERT_EQ(num_tiles, int32_t(h.tiles.size()));
   const auto tiles = ws.tiles.to_host<RouteTile>();
+  // The FC1 → FC2 counter of each tile, at its first sorted row, starts at 0; the other rows stay poisoned.
+  std::vector<int32_t> ready_expected(size_t(h.keys_sorted.size()), 0);
+  std::memset(ready_expected.data(), kPoison, ready_expected.size() * sizeof(int32_t));
+  for (const RouteTile& t : h.tiles) ready_expected[size_t(t.row_begin)] = 0;
+  EXPECT_EQ(ws.tile_ready.to_host<int32_t>(), ready_expected);
   for (int32_t j = 0; j < num_tiles; ++j) {
     EXPECT_TRUE(same_tile(tiles[size_t(j)], h.tiles[size_t(j)]))
         << "tile " << j << ": {" << tiles[size_t(j)].expert << ", " << tiles[size_t(j)].row_begin << ", "

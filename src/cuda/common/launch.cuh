@@ -4,7 +4,9 @@
 // The layer's rule: every block calls griddep_wait before it calls griddep_launch_dependents or exits. Then a
 // kernel is launched only after its predecessor waited for the one before, so anything written two launches back
 // is complete and visible even before the kernel's own griddep_wait (FC2 reads the routing tiles and prefetches
-// weights that early).
+// weights that early). One exception, argued where it is made: the streaming FC2 with the per-tile handoff
+// (fc2_kernel.cuh) lets the combine launch before its own wait; what the combine reads before its wait was
+// complete before FC2 launched, and every FC2 block still waits before it exits.
 #pragma once
 
 #include <cuda_runtime.h>

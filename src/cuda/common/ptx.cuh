@@ -141,4 +141,25 @@ __device__ __forceinline__ void cp_async_wait() {
 #endif
 }
 
+// Acquire load of a flag at GPU scope: reads after it see what the writer published before its release.
+__device__ __forceinline__ int32_t ld_acquire_gpu(const int32_t* p) {
+  int32_t v;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+  asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+#else
+  v = *reinterpret_cast<const volatile int32_t*>(p);
+#endif
+  return v;
+}
+
+// Adds to a counter at GPU scope after everything this thread (and, through a preceding barrier, its block) wrote.
+__device__ __forceinline__ void red_release_gpu_add(int32_t* p, int32_t v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+  asm volatile("red.release.gpu.global.add.s32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
+#else
+  __threadfence();
+  atomicAdd(p, v);
+#endif
+}
+
 }  // namespace fp4moe::cuda

@@ -14,11 +14,14 @@ namespace {
 template <bool kGated, int kNT>
 void launch(const Fc1Params& p, cudaStream_t stream) {
   const int64_t groups = fc1_output_groups(p.intermediate, kGated);
-  const dim3 grid(unsigned(p.max_tiles), unsigned((groups + StreamShape::kWarps - 1) / StreamShape::kWarps));
+  const StreamGrid g =
+      stream_grid(p.max_tiles, (groups + StreamShape::kWarps - 1) / StreamShape::kWarps, p.work.tile_ready != nullptr);
   constexpr size_t kSmem = kGroupSmemBytes<kNT>;
   prefer_shared_memory<fc1_group_kernel<kGated, kNT>>();
   allow_dynamic_shared_memory<fc1_group_kernel<kGated, kNT>>(kSmem);
-  launch_pdl(fc1_group_kernel<kGated, kNT>, grid, StreamShape::kThreads, kSmem, stream, p);
+  Fc1Params q = p;
+  q.tile_major = g.tile_major;
+  launch_pdl(fc1_group_kernel<kGated, kNT>, g.grid, StreamShape::kThreads, kSmem, stream, q);
 }
 
 }  // namespace

@@ -4,9 +4,9 @@
 // (exact BF16 values e2m1·sf) and h is quantized per 16-column block with gs2 (spec §5.4) and stored dequantized,
 // so FC2 reads BF16 either way.
 // Tile: gated → gate rows 16j.. and up rows I+16j.. (each lane holds gate and up of the same output); non-gated →
-// rows 32j..32j+31. fc1_kernel: one output group per block, 4 warps split K (stream_gemm.cuh); grid (max tiles,
-// I/16 gated or ceil(I/32)). fc1_group_kernel: 4 output groups per block sharing the token tile
-// (stream_group_gemm.cuh); grid (max tiles, groups / 4 rounded up).
+// rows 32j..32j+31. fc1_kernel: one output group per block, 4 warps split K (stream_gemm.cuh); grid max tiles ×
+// (I/16 gated or ceil(I/32)), tile-major with the FC1 → FC2 handoff (stream_item_tile). fc1_group_kernel: 4 output
+// groups per block sharing the token tile (stream_group_gemm.cuh); grid max tiles × groups / 4 rounded up.
 // Roofline: w13 bytes of the hit experts once per work tile (tiles of one expert run side by side, so repeats
 // mostly hit L2); 2·rows·2I·H flops; x and h traffic is a few KB per token.
 #pragma once
@@ -82,17 +82,18 @@ __device__ __forceinline__ StreamWeights fc1_weights(const Fc1Params& p, const R
 
 // PDL order: the tiles come from the routing (pair tiles: from topk_ids, the caller's). When a quantize pass runs
 // between them and FC1 (W4A4), that pass waited before it let FC1 launch, so the tiles can be read and the weights
-// prefetched before griddep_wait; otherwise FC1 waits first (launch.cuh has the rule that makes this safe).
+// prefetched before griddep_wait; otherwise FC1 waits first (launch.cuh has the rule that makes this safe). With
+// WorkTiles::tile_ready, the block counts its output group for the tile once its h is stored.
 template <bool kGated, int kNT, int kStages>
 __global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT, kStages>) fc1_kernel(Fc1Params p) {
   __shared__ StreamSmem<kNT, kStages> smem;
   if (!p.tiles_ready_early) griddep_wait();
   RouteTile tile;
-  if (!work_tile(p.work, blockIdx.x, tile)) {  // the grid is sized for the worst case routing
+  if (!work_tile(p.work, stream_item_tile(p.tile_major), tile)) {  // the grid is sized for the worst case routing
     griddep_wait();
     return;
   }
-  const int64_t group = blockIdx.y;
+  const int64_t group = stream_item_group_block(p.tile_major);
   const auto tokens = [&] {
     griddep_wait();  // x (W4A4: the quantize pass) and the sorted pairs
     griddep_launch_dependents();
@@ -100,24 +101,30 @@ __global__ void __launch_bounds__(StreamShape::kThreads, kStreamMinBlocks<kNT, k
   };
   StreamAcc<kNT> acc;
   stream_block_gemm<kNT>(fc1_weights<kGated>(p, tile, group), tokens, p.hidden, p.w13.k_tiles, smem, acc);
-  if (threadIdx.x < 32) fc1_epilogue<kGated, kNT>(p, tile, group, acc);
+  if (threadIdx.x < 32) {
+    fc1_epilogue<kGated, kNT>(p, tile, group, acc);
+    __syncwarp();  // the warp's h stores come before lane 0's release
+    if (p.work.tile_ready && threadIdx.x == 0) tile_ready_add(p.work, tile, 1);
+  }
 }
 
 // The same work with the token tile shared by 4 output groups (stream_group_gemm.cuh): warp w computes group
-// 4·blockIdx.y + w; the same bits as fc1_kernel. Dynamic shared memory: kGroupSmemBytes<kNT>.
+// 4·b + w of its block b of groups; the same bits as fc1_kernel. Dynamic shared memory: kGroupSmemBytes<kNT>.
 template <bool kGated, int kNT>
 __global__ void __launch_bounds__(StreamShape::kThreads, kGroupMinBlocks<kNT>) fc1_group_kernel(Fc1Params p) {
   extern __shared__ __align__(128) uint8_t fc1_group_smem[];
   auto& smem = *reinterpret_cast<GroupSmem<kNT>*>(fc1_group_smem);
   static_assert(sizeof(GroupSmem<kNT>) <= kGroupSmemBytes<kNT>, "the launch gives this much");
   if (!p.tiles_ready_early) griddep_wait();
+  const int64_t groups = fc1_output_groups(p.intermediate, kGated);
   RouteTile tile;
-  if (!work_tile(p.work, blockIdx.x, tile)) {
+  if (!work_tile(p.work, stream_item_tile(p.tile_major), tile)) {
     griddep_wait();
     return;
   }
-  const int64_t group = int64_t(blockIdx.y) * StreamShape::kWarps + int(threadIdx.x) / 32;
-  const bool active = group < fc1_output_groups(p.intermediate, kGated);
+  const int64_t first_group = stream_item_group_block(p.tile_major) * StreamShape::kWarps;
+  const int64_t group = first_group + int(threadIdx.x) / 32;
+  const bool active = group < groups;
   const int rows = tile.row_end - tile.row_begin;
   const auto tokens = [&] {
     griddep_wait();  // x (W4A4: the quantize pass) and the sorted pairs
@@ -131,6 +138,12 @@ __global__ void __launch_bounds__(StreamShape::kThreads, kGroupMinBlocks<kNT>) f
   StreamAcc<kNT> acc;
   stream_group_gemm<kNT>(fc1_weights<kGated>(p, tile, group), active, tokens, p.hidden, p.w13.k_tiles, smem, acc);
   if (active) fc1_epilogue<kGated, kNT>(p, tile, group, acc);
+  if (p.work.tile_ready) {
+    __syncthreads();  // every warp's h stores come before thread 0's release
+    const int32_t block_groups = int32_t(groups - first_group < StreamShape::kWarps ? groups - first_group
+                                                                                     : StreamShape::kWarps);
+    if (threadIdx.x == 0) tile_ready_add(p.work, tile, block_groups);
+  }
 }
 
 }  // namespace fp4moe::cuda

@@ -12,18 +12,21 @@ namespace fp4moe::cuda {
 namespace {
 
 template <bool kGated, int kNT, int kStages>
-void launch_stages(const Fc1Params& p, dim3 grid, cudaStream_t stream) {
+void launch_stages(const Fc1Params& p, const StreamGrid& g, cudaStream_t stream) {
+  Fc1Params q = p;
+  q.tile_major = g.tile_major;
   prefer_shared_memory<fc1_kernel<kGated, kNT, kStages>>();
-  launch_pdl(fc1_kernel<kGated, kNT, kStages>, grid, StreamShape::kThreads, 0, stream, p);
+  launch_pdl(fc1_kernel<kGated, kNT, kStages>, g.grid, StreamShape::kThreads, 0, stream, q);
 }
 
 template <bool kGated, int kNT>
 void launch(const Fc1Params& p, cudaStream_t stream) {
-  const dim3 grid(unsigned(p.max_tiles), unsigned(fc1_output_groups(p.intermediate, kGated)));
+  const StreamGrid g =
+      stream_grid(p.max_tiles, fc1_output_groups(p.intermediate, kGated), p.work.tile_ready != nullptr);
   if constexpr (kNT == 1) {
-    if (p.weight_stages == 2) return launch_stages<kGated, kNT, 2>(p, grid, stream);
+    if (p.weight_stages == 2) return launch_stages<kGated, kNT, 2>(p, g, stream);
   }
-  launch_stages<kGated, kNT, 1>(p, grid, stream);
+  launch_stages<kGated, kNT, 1>(p, g, stream);
 }
 
 }  // namespace

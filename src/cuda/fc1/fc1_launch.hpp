@@ -21,6 +21,7 @@ struct Fc1Params {
   // Streaming kernels, sm_90+: bulk stages of 4 weight chunks each warp keeps in flight, 1 or (8-row tiles with
   // 32-row blocks, for small grids) 2; the same bits either way
   int weight_stages = 1;
+  bool tile_major = false;  // streaming kernels: the grid's layout, set by the launchers (stream_grid)
   int64_t top_k = 0;
   // The tiles (or topk_ids, for pair tiles) were complete before FC1's predecessor let it launch (a quantize pass
   // sits between them and FC1), so FC1 reads them and prefetches weights before waiting.

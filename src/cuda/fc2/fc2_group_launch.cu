@@ -14,11 +14,14 @@ namespace {
 template <int kNT>
 void launch(const Fc2Params& p, cudaStream_t stream) {
   const int64_t groups = fc2_output_groups(p.hidden);
-  const dim3 grid(unsigned(p.max_tiles), unsigned((groups + StreamShape::kWarps - 1) / StreamShape::kWarps));
+  const StreamGrid g =
+      stream_grid(p.max_tiles, (groups + StreamShape::kWarps - 1) / StreamShape::kWarps, p.work.tile_ready != nullptr);
   constexpr size_t kSmem = kGroupSmemBytes<kNT>;
   prefer_shared_memory<fc2_group_kernel<kNT>>();
   allow_dynamic_shared_memory<fc2_group_kernel<kNT>>(kSmem);
-  launch_pdl(fc2_group_kernel<kNT>, grid, StreamShape::kThreads, kSmem, stream, p);
+  Fc2Params q = p;
+  q.tile_major = g.tile_major;
+  launch_pdl(fc2_group_kernel<kNT>, g.grid, StreamShape::kThreads, kSmem, stream, q);
 }
 
 }  // namespace

@@ -13,19 +13,21 @@ namespace fp4moe::cuda {
 namespace {
 
 template <int kNT, int kStages>
-void launch_stages(const Fc2Params& p, dim3 grid, cudaStream_t stream) {
+void launch_stages(const Fc2Params& p, const StreamGrid& g, cudaStream_t stream) {
+  Fc2Params q = p;
+  q.tile_major = g.tile_major;
   prefer_shared_memory<fc2_kernel<kNT, kStages>>();
-  const size_t spread = spread_smem_bytes<fc2_kernel<kNT, kStages>>(int64_t(grid.x) * grid.y);
-  launch_pdl(fc2_kernel<kNT, kStages>, grid, StreamShape::kThreads, spread, stream, p);
+  const size_t spread = spread_smem_bytes<fc2_kernel<kNT, kStages>>(int64_t(g.grid.x) * g.grid.y);
+  launch_pdl(fc2_kernel<kNT, kStages>, g.grid, StreamShape::kThreads, spread, stream, q);
 }
 
 template <int kNT>
 void launch(const Fc2Params& p, cudaStream_t stream) {
-  const dim3 grid(unsigned(p.max_tiles), unsigned(fc2_output_groups(p.hidden)));
+  const StreamGrid g = stream_grid(p.max_tiles, fc2_output_groups(p.hidden), p.work.tile_ready != nullptr);
   if constexpr (kNT == 1) {
-    if (p.weight_stages == 2) return launch_stages<kNT, 2>(p, grid, stream);
+    if (p.weight_stages == 2) return launch_stages<kNT, 2>(p, g, stream);
   }
-  launch_stages<kNT, 1>(p, grid, stream);
+  launch_stages<kNT, 1>(p, g, stream);
 }
 
 }  // namespace

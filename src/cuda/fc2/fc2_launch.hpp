@@ -20,6 +20,7 @@ struct Fc2Params {
   // Streaming kernels, sm_90+: bulk stages of 4 weight chunks each warp keeps in flight, 1 or (8-row tiles with
   // 32-row blocks, for small grids) 2; the same bits either way
   int weight_stages = 1;
+  bool tile_major = false;  // streaming kernels: the grid's layout, set by the launchers (stream_grid)
   // h per sorted row, BF16 [P, I] (W4A4: exact e2m1·sf values; alpha = w2_scale_2 / gs2); wgmma path: in the MMA
   // k order
   const uint16_t* h = nullptr;

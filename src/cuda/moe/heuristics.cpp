@@ -96,6 +96,20 @@ int plan_weight_stages(int64_t blocks, int tile_rows, int weight_rows_per_block,
   return eight_row_blocks && blocks <= kDeepStagesMaxBlocksPerSm * sms ? 2 : 1;
 }
 
+bool plan_tile_handoff(const MoeConfig& c, int64_t max_tiles, int fc2_weight_rows_per_block, int fc2_weight_stages) {
+  // The handoff lets FC2 blocks compute while FC1's last blocks drain. Where an FC2 warp's whole K range fits the
+  // stages it prefetches before it waits (32-row blocks split K over 4 warps: I <= 1024 with one stage), the
+  // blocks that wait already hold all their weights, so there is nothing to gain, and the tile-major order cost
+  // 1-3 µs (qwen3-30b-a3b, I = 768, T = 8-64; at T = 256, with 128-row blocks, it gained: 195 → 191). H100,
+  // W4A16, same binary, µs (bench/NOTES.md): qwen3-30b-a3b T=8/64 69.4/140.4 → 70.8/144.7; gpt-oss-120b (I = 2880)
+  // 168.5/551.3 → 161.7/541.6; qwen3-235b-a22b (I = 1536) 211.9/483.5 → 209.1/476.9; mixtral-8x7b T=8 272.0 →
+  // 263.5; deepseek-v3 T=8/64 511.8/1811.1 → 507.6/1801.0 (base without the handoff: routing-sized grid order).
+  constexpr int64_t kFc2ChunksPerStage = 4;
+  const int64_t k_split = fc2_weight_rows_per_block == kWeightRowsPerBlockChoices[0] ? 4 : 1;
+  const int64_t chunks_per_warp = ((c.intermediate + 63) / 64 + k_split - 1) / k_split;
+  return max_tiles <= kTileMajorMaxTiles && chunks_per_warp > kFc2ChunksPerStage * fc2_weight_stages;
+}
+
 int plan_tile_rows(const MoeConfig& c, int64_t tokens, bool wgmma, int force_rows) {
   if (force_rows > 0) return force_rows;
   // Rows per hit expert if the routing spreads evenly. H100 (bench/NOTES.md): 8-row tiles up to ~6 rows per

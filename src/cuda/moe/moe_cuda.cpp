@@ -23,7 +23,7 @@ constexpr size_t kAlign = 256;
 // Byte offsets of the workspace sections for T tokens (each section 256-byte aligned).
 struct Layout {
   size_t keys_in = 0, pairs_in = 0, keys_sorted = 0, pairs_sorted = 0, position = 0, offsets = 0;
-  size_t tiles = 0, num_tiles = 0, sort_temp = 0, sort_temp_bytes = 0;
+  size_t tiles = 0, num_tiles = 0, tile_ready = 0, sort_temp = 0, sort_temp_bytes = 0;
   size_t x_staged = 0;  // W4A4: x quantized with gs1, as exact BF16 values e2m1·sf; wgmma path: x in the MMA k order
   size_t h = 0;      // BF16 h per sorted row
   size_t y = 0;
@@ -48,6 +48,7 @@ Layout make_layout(const MoeConfig& c, int64_t tokens) {
   l.offsets = take(size_t(c.num_local_experts + 1) * sizeof(int32_t));
   l.tiles = take(size_t(max_route_tiles(pairs, c.num_local_experts, kTileRowChoices[0])) * sizeof(RouteTile));
   l.num_tiles = take(sizeof(int32_t));
+  l.tile_ready = take(ints);
   l.sort_temp_bytes = route_sort_temp_bytes(pairs);
   l.sort_temp = take(l.sort_temp_bytes);
   const bool w4a4 = c.mode == Mode::kW4A4;
@@ -81,6 +82,7 @@ RouteBuffers route_buffers(void* ws, const Layout& l) {
   rb.position = section<int32_t>(ws, l.position);
   rb.tiles = section<RouteTile>(ws, l.tiles);
   rb.num_tiles = section<int32_t>(ws, l.num_tiles);
+  rb.tile_ready = section<int32_t>(ws, l.tile_ready);
   rb.sort_temp = section<void>(ws, l.sort_temp);
   rb.sort_temp_bytes = l.sort_temp_bytes;
   return rb;
@@ -172,13 +174,24 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   work.position = rb.position;
   work.ids = route.ids;
 
+  const int sms = wgmma ? 0 : current_multiprocessor_count();  // plan_weight_stages gives wgmma tiles 1 stage
+  const int fc1_rows_per_block =
+      wgmma ? 0 : plan_weight_rows_per_block(c, m.tokens, tile_rows, StreamGemm::kFc1, m.force_weight_rows_per_block);
+  const int fc2_rows_per_block =
+      wgmma ? 0 : plan_weight_rows_per_block(c, m.tokens, tile_rows, StreamGemm::kFc2, m.force_weight_rows_per_block);
+  const int fc2_stages =
+      plan_weight_stages(max_tiles * fc2_output_groups(c.hidden), tile_rows, fc2_rows_per_block, sms);
+  // The FC1 → FC2 handoff per tile needs sorted tiles (the routing launch zeroes its counters).
+  if (!pair_tiles && !wgmma && plan_tile_handoff(c, max_tiles, fc2_rows_per_block, fc2_stages)) {
+    work.tile_ready = rb.tile_ready;
+    work.tile_ready_groups = int32_t(fc1_output_groups(c.intermediate, c.gated()));
+  }
+
   Fc1Params f1;
   f1.work = work;
   f1.max_tiles = max_tiles;
   f1.tile_rows = tile_rows;
-  f1.weight_rows_per_block =
-      wgmma ? 0 : plan_weight_rows_per_block(c, m.tokens, tile_rows, StreamGemm::kFc1, m.force_weight_rows_per_block);
-  const int sms = wgmma ? 0 : current_multiprocessor_count();  // plan_weight_stages gives wgmma tiles 1 stage
+  f1.weight_rows_per_block = fc1_rows_per_block;
   f1.weight_stages = plan_weight_stages(max_tiles * fc1_output_groups(c.intermediate, c.gated()), tile_rows,
                                         f1.weight_rows_per_block, sms);
   f1.top_k = c.top_k;
@@ -206,10 +219,8 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f2.work = work;
   f2.max_tiles = max_tiles;
   f2.tile_rows = tile_rows;
-  f2.weight_rows_per_block =
-      wgmma ? 0 : plan_weight_rows_per_block(c, m.tokens, tile_rows, StreamGemm::kFc2, m.force_weight_rows_per_block);
-  f2.weight_stages =
-      plan_weight_stages(max_tiles * fc2_output_groups(c.hidden), tile_rows, f2.weight_rows_per_block, sms);
+  f2.weight_rows_per_block = fc2_rows_per_block;
+  f2.weight_stages = fc2_stages;
   f2.h = f1.h;
   f2.w4a4 = w4a4;
   f2.gs2 = m.gs2;

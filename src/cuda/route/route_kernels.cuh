@@ -40,6 +40,7 @@ __device__ void write_tiles(const RouteParams& p, const int32_t* offsets,
     for (int32_t j = 0; j < count; ++j) {
       const int32_t row = begin + j * p.tile_rows;
       b.tiles[tiles_before + first + j] = RouteTile{int32_t(e), row, min(row + p.tile_rows, end), 0};
+      if (b.tile_ready) b.tile_ready[row] = 0;
     }
     tiles_before += chunk_tiles;
     __syncthreads();  // the scan storage is reused by the next chunk

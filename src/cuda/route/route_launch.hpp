@@ -30,6 +30,7 @@ struct RouteBuffers {
   int32_t* position = nullptr;      // [P] sorted row of each pair, -1 if not local
   RouteTile* tiles = nullptr;       // [max_tiles]
   int32_t* num_tiles = nullptr;     // [1]
+  int32_t* tile_ready = nullptr;    // [P] or nullptr: 0 at the first sorted row of each tile (WorkTiles::tile_ready)
   void* sort_temp = nullptr;        // sort path scratch
   size_t sort_temp_bytes = 0;
 };
@@ -58,6 +59,11 @@ struct WorkTiles {
   const int32_t* num_tiles = nullptr;
   const int32_t* pairs_sorted = nullptr;  // pair t·K + k of each sorted row
   const int32_t* position = nullptr;      // sorted row of each pair, -1 if not local
+  // Sorted tiles on the streaming path (else nullptr): FC1 adds the output groups whose h it stored to its tile's
+  // counter (at the tile's first sorted row, zeroed by the routing), and an FC2 block reads its tile's h once the
+  // count reaches tile_ready_groups, instead of waiting for the whole FC1 grid (work_tiles.cuh).
+  int32_t* tile_ready = nullptr;
+  int32_t tile_ready_groups = 0;
   // Pair tiles: row = pair, expert = the pair's local id
   ExpertIds ids;
 };

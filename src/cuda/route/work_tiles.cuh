@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "cuda/common/ptx.cuh"
 #include "cuda/route/route_launch.hpp"
 
 namespace fp4moe::cuda {
@@ -44,6 +45,24 @@ __device__ __forceinline__ int32_t sorted_pair(const WorkTiles& w, int64_t row) 
 __device__ __forceinline__ int32_t pair_position(const WorkTiles& w, int64_t pair) {
   if (!w.pair_tiles) return w.position[pair];
   return local_expert_of(w.ids, pair) < w.ids.local_experts ? int32_t(pair) : -1;
+}
+
+// FC1 → FC2 handoff per tile (WorkTiles::tile_ready). FC1: one thread per block, after a barrier that follows the
+// block's h stores, adds the output groups it finished. The release makes those stores visible to whoever acquires
+// the count.
+__device__ __forceinline__ void tile_ready_add(const WorkTiles& w, const RouteTile& tile, int32_t groups) {
+  red_release_gpu_add(w.tile_ready + tile.row_begin, groups);
+}
+
+// FC2, called by every thread of the block: returns once every FC1 output group of the tile stored its h. Thread 0
+// polls (one poller per block keeps the acquire loads few) and the barrier orders the other threads' loads of h
+// after its acquire. Cannot wait forever: FC2 launches only after every FC1 block started (FC1 lets its dependents
+// launch once it is running), so every block it waits for is resident or done.
+__device__ __forceinline__ void tile_ready_wait(const WorkTiles& w, const RouteTile& tile) {
+  if (threadIdx.x == 0) {
+    while (ld_acquire_gpu(w.tile_ready + tile.row_begin) < w.tile_ready_groups) __nanosleep(128);
+  }
+  __syncthreads();
 }
 
 }  // namespace fp4moe::cuda
