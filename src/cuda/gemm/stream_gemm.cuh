@@ -45,7 +45,7 @@ inline constexpr int kStreamMinBlocks =
     kStreamManyBlocks ? (kNT == 1 ? (kStages == 1 ? 8 : 5) : kNT == 2 ? 5 : 2) : (kNT == 1 ? 5 : kNT == 2 ? 3 : 2);
 
 // A streaming block's work item: (work tile, block of output groups). Tile-major grids (x = group block, y = tile;
-// stream_grid in stream_tiles.hpp, when the tiles fit the grid's y limit) launch the blocks of a tile side by side:
+// stream_grid in stream_tiles.hpp, with the FC1 → FC2 handoff) launch the blocks of a tile side by side:
 // its FC1 groups finish close together, and FC2's blocks, launched in the same order, find their tiles' h early
 // (WorkTiles::tile_ready). Both come from block indices, which the kernels re-read instead of holding in registers.
 __device__ __forceinline__ int64_t stream_item_tile(bool tile_major) { return tile_major ? blockIdx.y : blockIdx.x; }

@@ -51,8 +51,7 @@ int plan_weight_stages(int64_t blocks, int tile_rows, int weight_rows_per_block,
 
 // Whether the streaming FC2 takes each sorted tile's h as soon as that tile's FC1 blocks stored it (counters in
 // WorkTiles::tile_ready) rather than after the whole FC1 grid, with both grids tile-major (stream_gemm.cuh). For
-// `max_tiles` sorted tiles and FC2's planned block shape. The same bits either way.
-inline constexpr int64_t kTileMajorMaxTiles = 65535;  // the grid's y limit
+// `max_tiles` sorted tiles (at most kTileMajorMaxTiles) and FC2's planned block shape. The same bits either way.
 bool plan_tile_handoff(const MoeConfig& config, int64_t max_tiles, int fc2_weight_rows_per_block,
                        int fc2_weight_stages);
 
