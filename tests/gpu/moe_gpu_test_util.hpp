@@ -57,6 +57,17 @@ inline MoeConfig odd_config(Mode mode, Activation act = Activation::kSilu) {
   return c;
 }
 
+// All experts local, silu, the given shape and mode.
+inline MoeConfig shape_config(Mode mode, int64_t experts, int64_t top_k, int64_t hidden, int64_t intermediate) {
+  MoeConfig c;
+  c.num_experts = c.num_local_experts = experts;
+  c.top_k = top_k;
+  c.hidden = hidden;
+  c.intermediate = intermediate;
+  c.mode = mode;
+  return c;
+}
+
 // Whether this device runs the wgmma path for the layer (tile_rows 64, 128 and 160).
 inline bool wgmma_runs(const MoeConfig& c) { return cuda::wgmma_shape_supported(c) && cuda::wgmma_path_available(); }
 

@@ -206,12 +206,7 @@ TEST(MoeGpuWeightStages, OneTokenEqualsItsRowOfALargeBatch) {
   FP4MOE_REQUIRE_GPU();
   const int sms = current_multiprocessor_count();
   for (Mode mode : {Mode::kW4A16, Mode::kW4A4}) {
-    MoeConfig c;
-    c.num_experts = c.num_local_experts = 8;
-    c.top_k = 2;
-    c.hidden = 1024;
-    c.intermediate = 512;
-    c.mode = mode;
+    const MoeConfig c = testing::shape_config(mode, 8, 2, 1024, 512);
     const uint64_t seed = testing::fresh_seed();
     SCOPED_TRACE(::testing::Message() << "seed=" << seed << " " << c.describe());
     const int64_t tokens = 2 * sms;  // about sms / 2 tiles of 8 rows: 16 · sms blocks per GEMM
@@ -241,18 +236,14 @@ TEST(MoeGpuWeightStages, OneTokenEqualsItsRowOfALargeBatch) {
 
 // With the handoff (heuristics.hpp: plan_tile_handoff), an FC2 block starts on its tile once that tile's FC1
 // blocks counted their h stores, while other FC1 blocks still run. An FC2 block that read h too early would read the
-// poisoned workspace bytes (NaN). Both block shapes, in both modes, against the CPU reference, and each call repeated
-// with the same bits (the timing differs from call to call).
+// poisoned workspace bytes (gpu_forward fills them with 0xAB) instead of FC1's h. Both block shapes, in both
+// modes, against the CPU reference, and each call repeated with the same bits (the timing differs from call to call).
 TEST(MoeGpuTileHandoff, EveryCallMatchesTheReferenceAndRepeatsBitwise) {
   FP4MOE_REQUIRE_GPU();
   const int sms = current_multiprocessor_count();
   for (Mode mode : {Mode::kW4A16, Mode::kW4A4}) {
-    MoeConfig c;
-    c.num_experts = c.num_local_experts = 16;
-    c.top_k = 4;
-    c.hidden = 1024;
-    c.intermediate = 2304;  // 36 k chunks: 9 per warp of a 32-row FC2 block, more than two stages prefetch
-    c.mode = mode;
+    // I = 2304: 36 k chunks, 9 per warp of a 32-row FC2 block, more than two stages prefetch
+    const MoeConfig c = testing::shape_config(mode, 16, 4, 1024, 2304);
     const uint64_t seed = testing::fresh_seed();
     SCOPED_TRACE(::testing::Message() << "seed=" << seed << " " << c.describe());
     const HostLayer layer = make_random_layer(c, seed);

@@ -7,6 +7,7 @@
 #include "cuda/fc1/fc1_launch.hpp"
 #include "cuda/fc2/fc2_launch.hpp"
 #include "cuda/gemm/stream_tiles.hpp"
+#include "format/fragment_layout.hpp"
 
 namespace fp4moe::cuda {
 
@@ -105,9 +106,10 @@ bool plan_tile_handoff(const MoeConfig& c, int64_t max_tiles, int fc2_weight_row
   // W4A16, same binary, µs (bench/NOTES.md): qwen3-30b-a3b T=8/64 69.4/140.4 → 70.8/144.7; gpt-oss-120b (I = 2880)
   // 168.5/551.3 → 161.7/541.6; qwen3-235b-a22b (I = 1536) 211.9/483.5 → 209.1/476.9; mixtral-8x7b T=8 272.0 →
   // 263.5; deepseek-v3 T=8/64 511.8/1811.1 → 507.6/1801.0 (before: x = tile grids, no handoff).
-  constexpr int64_t kFc2ChunksPerStage = 4;
-  const int64_t k_split = fc2_weight_rows_per_block == kWeightRowsPerBlockChoices[0] ? 4 : 1;
-  const int64_t chunks_per_warp = ((c.intermediate + 63) / 64 + k_split - 1) / k_split;
+  constexpr int64_t kFc2ChunksPerStage = 4, kWarpsSplittingK = 4;  // weight_stager.cuh, stream_gemm.cuh (device)
+  const int64_t k_split = fc2_weight_rows_per_block == kWeightRowsPerBlockChoices[0] ? kWarpsSplittingK : 1;
+  const int64_t k_chunks = (c.intermediate + format::kFragK - 1) / format::kFragK;
+  const int64_t chunks_per_warp = (k_chunks + k_split - 1) / k_split;
   return max_tiles <= kTileMajorMaxTiles && chunks_per_warp > kFc2ChunksPerStage * fc2_weight_stages;
 }
 
