@@ -80,7 +80,8 @@ inline constexpr int kFc1RowsAtOnce = 4;
 
 template <Activation kAct, bool kGated, int kPass>
 __device__ __forceinline__ void fc1_wgmma_store_pass(const Fc1Params& p, const RouteTile& tile, int64_t group,
-                                                     const Fc1Stage& stage, const RequantScale& gs2) {
+                                                     const Fc1Stage& stage, const RequantScale& gs2,
+                                                     const RequantTable& requant) {
   constexpr int kOuts = kGated ? 1 : kWgmmaHalves;
   const int rows = tile.row_end - tile.row_begin;
   const int lane = int(threadIdx.x) % 32;
@@ -102,7 +103,7 @@ __device__ __forceinline__ void fc1_wgmma_store_pass(const Fc1Params& p, const R
 #pragma unroll
       for (int u = 0; u < kFc1RowsAtOnce; ++u) {
 #pragma unroll
-        for (int o = 0; o < kOuts; ++o) requantize_block<1>(v[u][o], gs2);
+        for (int o = 0; o < kOuts; ++o) requantize_block<1>(v[u][o], gs2, &requant);
       }
     }
 #pragma unroll
@@ -125,31 +126,32 @@ __device__ __forceinline__ void fc1_wgmma_store_pass(const Fc1Params& p, const R
 template <bool kGated, int kN, int kPass>
 __device__ __forceinline__ void fc1_wgmma_epilogue_pass(const Fc1Params& p, const RouteTile& tile, int64_t group,
                                                         const WgmmaAcc<kN>& acc, float alpha, Fc1Stage& stage,
-                                                        const RequantScale& gs2) {
+                                                        const RequantScale& gs2, const RequantTable& requant) {
   wgmma_stage_acc<kN, kPass, kFc1StageTokens>(acc, alpha,
                                                [&](int h, int n, int r, float v) { stage.v[h][n][r] = v; });
   if constexpr (!kGated) {
-    fc1_wgmma_store_pass<Activation::kRelu2, kGated, kPass>(p, tile, group, stage, gs2);
+    fc1_wgmma_store_pass<Activation::kRelu2, kGated, kPass>(p, tile, group, stage, gs2, requant);
   } else if (p.activation == Activation::kSilu) {
-    fc1_wgmma_store_pass<Activation::kSilu, kGated, kPass>(p, tile, group, stage, gs2);
+    fc1_wgmma_store_pass<Activation::kSilu, kGated, kPass>(p, tile, group, stage, gs2, requant);
   } else if (p.activation == Activation::kGeluTanh) {
-    fc1_wgmma_store_pass<Activation::kGeluTanh, kGated, kPass>(p, tile, group, stage, gs2);
+    fc1_wgmma_store_pass<Activation::kGeluTanh, kGated, kPass>(p, tile, group, stage, gs2, requant);
   } else {
-    fc1_wgmma_store_pass<Activation::kSwigluClamped, kGated, kPass>(p, tile, group, stage, gs2);
+    fc1_wgmma_store_pass<Activation::kSwigluClamped, kGated, kPass>(p, tile, group, stage, gs2, requant);
   }
 }
 
 // The epilogue of this consumer's output group (nothing past the last group).
 template <bool kGated, int kN>
 __device__ __forceinline__ void fc1_wgmma_epilogue(const Fc1Params& p, const RouteTile& tile, int64_t group,
-                                                   const WgmmaAcc<kN>& acc, Fc1Smem<kN>& smem) {
+                                                   const WgmmaAcc<kN>& acc, Fc1Smem<kN>& smem,
+                                                   const RequantTable& requant) {
   if (group >= fc1_wgmma_groups<kGated>(p)) return;
   const float scale_2 = p.w13_scale_2[tile.expert];
   const float alpha = __fmul_rn(p.w4a4 ? __fdiv_rn(scale_2, p.gs1) : scale_2, kFragUnscale);
   const RequantScale gs2 = requant_scale(p.gs2);
   Fc1Stage& stage = smem.stage[wgmma_consumer()];
   wgmma_epilogue_passes<kN, kFc1StageTokens>(tile.row_end - tile.row_begin, [&](auto pass) {
-    fc1_wgmma_epilogue_pass<kGated, kN, decltype(pass)::value>(p, tile, group, acc, alpha, stage, gs2);
+    fc1_wgmma_epilogue_pass<kGated, kN, decltype(pass)::value>(p, tile, group, acc, alpha, stage, gs2, requant);
   });
 }
 
@@ -160,6 +162,8 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1) fc1_wgmma_kernel(Fc1Params p
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ uint8_t fc1_smem_raw[];
   Fc1Smem<kN>& smem = wgmma_smem<Fc1Smem<kN>>(fc1_smem_raw);
+  __shared__ RequantTable requant;  // W4A4; wgmma_persistent_block's first barrier orders it before any lookup
+  if (p.w4a4) requant_table_fill(requant, requant_scale(p.gs2), int(threadIdx.x), kWgmmaThreads);
   griddep_wait();
   griddep_launch_dependents();
   wgmma_persistent_block(
@@ -168,7 +172,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1) fc1_wgmma_kernel(Fc1Params p
         fc1_wgmma_produce<kGated, kN>(p, tile, block_group, smem, ring FP4MOE_PROF_PASS);
       },
       [&](const RouteTile& tile, int64_t group, const WgmmaAcc<kN>& acc) {
-        fc1_wgmma_epilogue<kGated, kN>(p, tile, group, acc, smem);
+        fc1_wgmma_epilogue<kGated, kN>(p, tile, group, acc, smem, requant);
       });
 #else
   griddep_wait();  // never launched off sm_90a (wgmma_path_available)

@@ -19,7 +19,7 @@ void launch(const Fc1Params& p, cudaStream_t stream) {
   const int64_t block_groups = (groups + kWgmmaConsumers - 1) / kWgmmaConsumers;
   const dim3 grid(persistent_grid(p.max_tiles * block_groups));
   constexpr size_t kSmem = kWgmmaSmemBytes<Fc1Smem<kN>>;
-  static_assert(kSmem <= kWgmmaSmemLimit, "FC1 wgmma shared memory");
+  static_assert(kSmem + sizeof(RequantTable) <= kWgmmaSmemLimit, "FC1 wgmma shared memory (dynamic + static)");
   allow_dynamic_shared_memory<fc1_wgmma_kernel<kGated, kN>>(kSmem);
   launch_pdl(fc1_wgmma_kernel<kGated, kN>, grid, kWgmmaThreads, kSmem, stream, p);
 }

@@ -33,20 +33,41 @@ __device__ __forceinline__ RequantScale requant_scale(float gs2) {
   return {block_scale_factor(gs2), div_rn(1.0f, gs2)};
 }
 
+// A block's scale byte as {its E4M3 value, block_inverse_scale_from's multiplier}.
+__device__ __forceinline__ float2 requant_factors(uint8_t sf, const RequantScale& gs) {
+  return make_float2(e4m3_to_float(sf), block_inverse_scale_from(sf, gs.inv_gs));
+}
+
+// requant_factors of every scale byte a block can get (0 .. 0x7F: amax · gs_r6 is non-negative or NaN, and a NaN
+// scale gives a NaN block whatever its byte's sign). Epilogues that requantize many blocks fill it once per kernel
+// and look the factors up: the E4M3 decode and the division per block were most of the requantization's
+// instructions (bench/NOTES.md, session 16).
+inline constexpr int kRequantTableSize = 128;
+struct RequantTable {
+  float2 factors[kRequantTableSize];
+};
+
+// Threads `thread` = 0 .. threads-1 of the caller fill the table; a barrier must follow before any lookup.
+__device__ __forceinline__ void requant_table_fill(RequantTable& t, const RequantScale& gs, int thread,
+                                                   int threads) {
+  for (int i = thread; i < kRequantTableSize; i += threads) t.factors[i] = requant_factors(uint8_t(i), gs);
+}
+
 // W4A4: v quantized with gs2 in its 16-output block, returned dequantized without the global scale (e2m1 · sf,
 // exact in BF16). The block is the 8 lanes that differ only in the bits kLaneStride, 2·kLaneStride, 4·kLaneStride
 // of the lane index, 2 values each: stride 4 for the MMA fragments (rows g and g+8 of the lanes sharing lane % 4),
-// stride 1 for 8 consecutive lanes. Every lane of the warp must call it.
+// stride 1 for 8 consecutive lanes. The factors come from `table` where given (filled for gs), else are computed.
+// Every lane of the warp must call it.
 template <int kLaneStride = 4>
-__device__ __forceinline__ void requantize_block(float (&v)[2], const RequantScale& gs) {
+__device__ __forceinline__ void requantize_block(float (&v)[2], const RequantScale& gs,
+                                                 const RequantTable* table = nullptr) {
   float amax = fmaxf(fabsf(v[0]), fabsf(v[1]));
 #pragma unroll
   for (int m = kLaneStride; m < 8 * kLaneStride; m *= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, m));
   const uint8_t sf = e4m3_of_nonnegative(__fmul_rn(amax, gs.gs_r6));
-  const float inv = block_inverse_scale_from(sf, gs.inv_gs);
-  const float sff = e4m3_to_float(sf);
+  const float2 f = table ? table->factors[sf % kRequantTableSize] : requant_factors(sf, gs);
 #pragma unroll
-  for (int r = 0; r < 2; ++r) v[r] = __fmul_rn(e2m1_round(__fmul_rn(v[r], inv)), sff);
+  for (int r = 0; r < 2; ++r) v[r] = __fmul_rn(e2m1_round(__fmul_rn(v[r], f.y)), f.x);
 }
 
 }  // namespace fp4moe::cuda
