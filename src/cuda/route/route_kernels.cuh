@@ -3,7 +3,8 @@
 // each pair and the work tiles. Bytes: a few int32 per pair; negligible next to
 // the weights.
 // Two paths with the same outputs bit for bit:
-//  - sort path (any P): keys kernel → CUB stable radix sort → tiles kernel → positions kernel;
+//  - sort path (any P): keys kernel → CUB stable radix sort → positions kernel (positions and offsets, where the
+//    sorted key changes) → tiles kernel;
 //  - small path (P <= kRouteSmallMaxPairs, E_local <= kRouteSmallMaxExperts): route_small_kernel, one block, one
 //    launch: a stable CUB block radix sort of (key, pair) in registers, offsets where the sorted key changes, block
 //    scans for the tiles. Deterministic, no atomics.
@@ -57,34 +58,38 @@ __global__ void route_keys_kernel(RouteParams p) {
   }
 }
 
-// First sorted row whose key is >= e.
-__device__ __forceinline__ int32_t lower_bound_key(const int32_t* keys, int64_t n, int32_t e) {
-  int64_t lo = 0, hi = n;
-  while (lo < hi) {
-    const int64_t mid = (lo + hi) / 2;
-    if (keys[mid] < e) lo = mid + 1; else hi = mid;
+// offsets[e] = first sorted row with key >= e, for e = 0..E_local: each row s of 0..P (P standing for the end) where
+// the key changes sets the offsets of the keys it skips over, so each key is set exactly once. This call takes rows
+// first, first + stride, ...; the offsets go to global memory and, where `copy` is given, to it as well.
+__device__ __forceinline__ void offsets_at_key_changes(const RouteParams& p, const int32_t* sorted, int32_t* copy,
+                                                       int64_t first, int64_t stride) {
+  const int32_t e_local = int32_t(p.ids.local_experts);
+  for (int64_t s = first; s <= p.ids.pairs; s += stride) {
+    const int32_t prev = s > 0 ? min(sorted[s - 1], e_local) : -1;
+    const int32_t cur = s < p.ids.pairs ? min(sorted[s], e_local) : e_local;
+    for (int32_t e = prev + 1; e <= cur; ++e) {
+      if (copy) copy[e] = int32_t(s);
+      p.buffers.offsets[e] = int32_t(s);
+    }
   }
-  return int32_t(lo);
 }
 
-// One block: offsets by binary search in the sorted keys, then the tiles.
+// Sort path, one block: the tiles from the offsets (route_positions_kernel wrote them).
 __global__ void __launch_bounds__(kRouteTileThreads) route_tiles_kernel(RouteParams p) {
   __shared__ typename RouteScan<kRouteTileThreads>::TempStorage storage;
-  const RouteBuffers& b = p.buffers;
-  for (int64_t e = threadIdx.x; e <= p.ids.local_experts; e += blockDim.x) {
-    b.offsets[e] = lower_bound_key(b.keys_sorted, p.ids.pairs, int32_t(e));
-  }
-  __syncthreads();
-  write_tiles<kRouteTileThreads>(p, b.offsets, storage);
+  write_tiles<kRouteTileThreads>(p, p.buffers.offsets, storage);
 }
 
-// Sorted row of each pair (-1 for pairs that are not local).
+// Sort path: the sorted row of each pair (-1 for pairs that are not local) and the per-expert offsets, found where
+// the sorted key changes as in the small path (before: a binary search per expert in the one-block tiles kernel,
+// 8-10 µs under ncu at P = 8192-32768; the layer's time did not move measurably, bench/NOTES.md session 16).
 __global__ void route_positions_kernel(RouteParams p) {
   const RouteBuffers& b = p.buffers;
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t s = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; s < p.ids.pairs; s += stride) {
+  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t s = first; s < p.ids.pairs; s += stride) {
     b.position[b.pairs_sorted[s]] = b.keys_sorted[s] < p.ids.local_experts ? int32_t(s) : -1;
   }
+  offsets_at_key_changes(p, b.keys_sorted, nullptr, first, stride);
 }
 
 // ---- small path --------------------------------------------------------------------------------------------------
@@ -137,21 +142,6 @@ __device__ void sort_pairs_in_block(const RouteParams& p, RouteSmallStorage<kThr
   __syncthreads();
 }
 
-// offsets[e] = first sorted row with key >= e, for e = 0..E_local: each row where the key changes sets the offsets
-// of the keys it skips over (each key is set exactly once). Ends with a barrier.
-__device__ void offsets_from_sorted_keys(const RouteParams& p, const int32_t* sorted, int32_t* offsets) {
-  const int32_t e_local = int32_t(p.ids.local_experts), pairs = int32_t(p.ids.pairs);
-  for (int32_t s = int32_t(threadIdx.x); s <= pairs; s += blockDim.x) {
-    const int32_t prev = s > 0 ? min(sorted[s - 1], e_local) : -1;
-    const int32_t cur = s < pairs ? min(sorted[s], e_local) : e_local;
-    for (int32_t e = prev + 1; e <= cur; ++e) {
-      offsets[e] = s;
-      p.buffers.offsets[e] = s;
-    }
-  }
-  __syncthreads();
-}
-
 template <int kThreads, int kItems>
 inline constexpr bool kRouteSmallFits =
     sizeof(RouteSmallStorage<kThreads, kItems>) + route_small_dynamic_smem(kRouteSmallMaxExperts) <= 48 * 1024;
@@ -174,7 +164,8 @@ __global__ void __launch_bounds__(kThreads, 1) route_small_kernel(RouteParams p,
     return;
   }
   sort_pairs_in_block<kThreads, kItems>(p, smem, end_bit);
-  offsets_from_sorted_keys(p, smem.after.keys, route_offsets);
+  offsets_at_key_changes(p, smem.after.keys, route_offsets, threadIdx.x, blockDim.x);
+  __syncthreads();
   write_tiles<kThreads>(p, route_offsets, smem.after.scan);
 }
 

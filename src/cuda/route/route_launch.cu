@@ -76,9 +76,9 @@ void route_launch(const RouteParams& p, void* stream_ptr) {
   FP4MOE_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(p.buffers.sort_temp, temp_bytes, p.buffers.keys_in,
                                                     p.buffers.keys_sorted, p.buffers.pairs_in,
                                                     p.buffers.pairs_sorted, p.ids.pairs, 0, end_bit, stream));
-  route_tiles_kernel<<<1, kRouteTileThreads, 0, stream>>>(p);
+  route_positions_kernel<<<grid_for(p.ids.pairs + 1, kThreads), kThreads, 0, stream>>>(p);
   FP4MOE_CUDA_CHECK(cudaGetLastError());
-  route_positions_kernel<<<grid_for(p.ids.pairs, kThreads), kThreads, 0, stream>>>(p);
+  route_tiles_kernel<<<1, kRouteTileThreads, 0, stream>>>(p);
   FP4MOE_CUDA_CHECK(cudaGetLastError());
   if (p.quantize.rows > 0) launch_quantize_nvfp4(p.quantize, stream);
 }
