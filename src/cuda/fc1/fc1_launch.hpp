@@ -70,6 +70,10 @@ struct XReorderParams {
   uint16_t* dst = nullptr;
   int64_t dst_ld = 0;
   int64_t rows = 0, k = 0;
+  // W4A4: quantize each 16-value block with gs (spec §2) on the way and store its exact BF16 values e2m1·sf, as the
+  // quantize pass's dequantized output would be (one pass over x instead of two)
+  bool quantize = false;
+  float gs = 1.0f;
 };
 void x_reorder_launch(const XReorderParams& params, void* stream);
 

@@ -1,6 +1,7 @@
 // The CUDA fused-MoE path on the host side: workspace layout and the launch sequence
-// route (W4A4 streaming path: and quantize x) → [quantize x (W4A4 otherwise)] → [x into the MMA k order (wgmma
-// path)] → fc1 → fc2 → combine, all on one stream without host synchronization.
+// route (W4A4 streaming path: and quantize x) → [quantize x (W4A4 pair tiles; pre-quantized x: dequantize)] → [x
+// into the MMA k order (wgmma path; W4A4 BF16 x quantized on the way)] → fc1 → fc2 → combine, all on one stream
+// without host synchronization.
 #include <algorithm>
 
 #include "cuda/combine/combine_launch.hpp"
@@ -112,12 +113,16 @@ const uint16_t* dequantized_x(const MoeLaunch& m, const Layout& l, void* stream)
   return deq;
 }
 
-// wgmma path: x (W4A4: quantized as above, in place) in the MMA k order, rows of H.
+// wgmma path: x in the MMA k order, rows of H. W4A4: BF16 x quantized with gs1 by the reorder itself; pre-quantized
+// x dequantized first, in place.
 const uint16_t* reordered_x(const MoeLaunch& m, const Layout& l, void* stream) {
   const MoeConfig& c = *m.config;
+  const bool dequantize_first = c.mode == Mode::kW4A4 && m.x_fp4;
   XReorderParams r;
-  r.src = c.mode == Mode::kW4A4 ? dequantized_x(m, l, stream) : m.x;
-  r.src_ld = c.mode == Mode::kW4A4 ? c.hidden : m.x_ld;
+  r.src = dequantize_first ? dequantized_x(m, l, stream) : m.x;
+  r.src_ld = dequantize_first ? c.hidden : m.x_ld;
+  r.quantize = c.mode == Mode::kW4A4 && !m.x_fp4;
+  r.gs = m.gs1;
   r.dst = section<uint16_t>(m.workspace, l.x_staged);
   r.dst_ld = c.hidden;
   r.rows = m.tokens;
