@@ -50,21 +50,25 @@ cuda::XReorderParams reorder_params(const void* src, int64_t src_ld, void* dst, 
   return p;
 }
 
+// Case c's launch: its rows of d_src into d_dst, or back into d_src in place.
+cuda::XReorderParams case_params(const ReorderCase& c, DeviceBuffer& d_src, DeviceBuffer& d_dst) {
+  return c.in_place ? reorder_params(d_src.get(), c.src_ld, d_src.get(), c.src_ld, c.rows, c.k)
+                    : reorder_params(d_src.get(), c.src_ld, d_dst.get(), c.dst_ld, c.rows, c.k);
+}
+
+::testing::Message case_trace(const ReorderCase& c, uint64_t seed) {
+  return ::testing::Message() << "seed " << seed << " rows " << c.rows << " k " << c.k << " src_ld " << c.src_ld
+                              << " dst_ld " << c.dst_ld << (c.in_place ? " in place" : "");
+}
+
 void check_reorder(const ReorderCase& c) {
   const uint64_t seed = fresh_seed();
-  SCOPED_TRACE(::testing::Message() << "seed " << seed << " rows " << c.rows << " k " << c.k << " src_ld "
-                                    << c.src_ld << " dst_ld " << c.dst_ld << (c.in_place ? " in place" : ""));
+  SCOPED_TRACE(case_trace(c, seed));
   std::mt19937_64 rng(seed);
   const std::vector<uint16_t> src = random_rows(c, rng);
   DeviceBuffer d_src = DeviceBuffer::from_host(src);
   DeviceBuffer d_dst(size_t(c.rows * c.dst_ld) * sizeof(uint16_t));
-  cuda::XReorderParams p;
-  p.src = static_cast<const uint16_t*>(d_src.get());
-  p.src_ld = c.src_ld;
-  p.dst = static_cast<uint16_t*>(c.in_place ? d_src.get() : d_dst.get());
-  p.dst_ld = c.in_place ? c.src_ld : c.dst_ld;
-  p.rows = c.rows;
-  p.k = c.k;
+  const cuda::XReorderParams p = case_params(c, d_src, d_dst);
   cuda::x_reorder_launch(p, nullptr);
   FP4MOE_CUDA_CHECK(cudaDeviceSynchronize());
   const std::vector<uint16_t> got = (c.in_place ? d_src : d_dst).to_host<uint16_t>();
@@ -101,9 +105,7 @@ TEST(XReorderGpu, MatchesTheFragmentKOrder) {
 // reorder, bit for bit, gaps and in place included.
 void check_quantizing_reorder(const ReorderCase& c, float gs) {
   const uint64_t seed = fresh_seed();
-  SCOPED_TRACE(::testing::Message() << "seed " << seed << " rows " << c.rows << " k " << c.k << " src_ld "
-                                    << c.src_ld << " dst_ld " << c.dst_ld << (c.in_place ? " in place" : "")
-                                    << " gs " << gs);
+  SCOPED_TRACE(case_trace(c, seed) << " gs " << gs);
   std::mt19937_64 rng(seed);
   std::vector<uint16_t> src = random_rows(c, rng);
   std::normal_distribution<float> normal(0.0f, 1.0f);  // odd rows: activations-like values instead of random bits
@@ -123,8 +125,7 @@ void check_quantizing_reorder(const ReorderCase& c, float gs) {
   cuda::launch_quantize_nvfp4(q, nullptr);
   cuda::x_reorder_launch(reorder_params(d_dequant.get(), c.k, d_want.get(), c.dst_ld, c.rows, c.k), nullptr);
   DeviceBuffer d_dst(size_t(c.rows * c.dst_ld) * sizeof(uint16_t));
-  cuda::XReorderParams p = c.in_place ? reorder_params(d_src.get(), c.src_ld, d_src.get(), c.src_ld, c.rows, c.k)
-                                      : reorder_params(d_src.get(), c.src_ld, d_dst.get(), c.dst_ld, c.rows, c.k);
+  cuda::XReorderParams p = case_params(c, d_src, d_dst);
   p.quantize = true;
   p.gs = gs;
   cuda::x_reorder_launch(p, nullptr);
