@@ -1,6 +1,6 @@
 // The FC1 epilogues' W4A4 requantization (cuda/fc1/requantize.cuh) against nvfp4.hpp's portable quantizer, bit for
 // bit: the two shortcuts on every fp32 input (e2m1_round for all 2^32 bit patterns, the hardware E4M3 conversion for
-// all 2^31 non-negative ones, NaNs included), and requantize_block in both lane layouts on random blocks (fresh
+// all 2^31 non-negative ones, NaNs included), and requantize_block in its three lane layouts on random blocks (fresh
 // seed, printed on failure) plus exact-value blocks (zeros, ties of the E2M1 grid, a saturating scale, subnormal
 // scales).
 #include <gtest/gtest.h>
@@ -51,20 +51,25 @@ TEST(RequantizeGpu, ShortcutsMatchPortableOnEveryInput) {
   EXPECT_EQ(n[1], 0u) << "e4m3_of_nonnegative differs from float_to_e4m3, first at bits 0x" << std::hex << at[1];
 }
 
-// One warp per 4 blocks of 16 values. Stride 4: lane 4g + t holds elements g and g + 8 of block t (the MMA fragment
-// rows); stride 1: lane 8b + j holds elements 2j and 2j + 1 of block b.
-template <int kLaneStride>
+// One warp per 32 / (16 / kValues) blocks of 16 values. Stride 4, 2 values: lane 4g + t holds elements g and g + 8
+// of block t (the MMA fragment rows); stride 1, 2 values: lane 8b + j holds elements 2j and 2j + 1 of block b;
+// stride 8, 4 values: lane 8s + b holds elements 4s .. 4s + 3 of block b (the wgmma FC1 store pass).
+template <int kLaneStride, int kValues>
 __global__ void requantize_blocks(const float* x, float* out, int blocks, float gs2) {
+  constexpr int kBlocksPerWarp = 32 / (16 / kValues);
   const int lane = int(threadIdx.x) % 32;
-  const int block = 4 * (int(blockIdx.x * blockDim.x + threadIdx.x) / 32) + (kLaneStride == 4 ? lane % 4 : lane / 8);
-  const int e0 = kLaneStride == 4 ? lane / 4 : 2 * (lane % 8);
-  const int e1 = kLaneStride == 4 ? lane / 4 + 8 : 2 * (lane % 8) + 1;
+  const int in_warp = kLaneStride == 4 ? lane % 4 : kLaneStride == 1 ? lane / 8 : lane % 8;
+  const int block = kBlocksPerWarp * (int(blockIdx.x * blockDim.x + threadIdx.x) / 32) + in_warp;
+  int e[kValues];
+  for (int r = 0; r < kValues; ++r) {
+    e[r] = kLaneStride == 4 ? lane / 4 + 8 * r : kLaneStride == 1 ? 2 * (lane % 8) + r : 4 * (lane / 8) + r;
+  }
   const bool in = block < blocks;
-  float v[2] = {in ? x[16 * block + e0] : 0.0f, in ? x[16 * block + e1] : 0.0f};
-  cuda::requantize_block<kLaneStride>(v, cuda::requant_scale(gs2));
+  float v[kValues];
+  for (int r = 0; r < kValues; ++r) v[r] = in ? x[16 * block + e[r]] : 0.0f;
+  cuda::requantize_block<kLaneStride, kValues>(v, cuda::requant_scale(gs2));
   if (in) {
-    out[16 * block + e0] = v[0];
-    out[16 * block + e1] = v[1];
+    for (int r = 0; r < kValues; ++r) out[16 * block + e[r]] = v[r];
   }
 }
 
@@ -87,10 +92,11 @@ std::vector<float> test_blocks(std::mt19937_64& rng, int random_blocks, float gs
   return x;
 }
 
-template <int kLaneStride>
+template <int kLaneStride, int kValues>
 void check_requantize(float gs2) {
   const uint64_t seed = fresh_seed();
-  SCOPED_TRACE(::testing::Message() << "seed " << seed << " lane stride " << kLaneStride << " gs2 " << gs2);
+  SCOPED_TRACE(::testing::Message() << "seed " << seed << " lane stride " << kLaneStride << " values " << kValues
+                                    << " gs2 " << gs2);
   std::mt19937_64 rng(seed);
   const std::vector<float> x = test_blocks(rng, 4093, gs2);
   const int blocks = int(x.size() / 16);
@@ -102,8 +108,9 @@ void check_requantize(float gs2) {
   }
   DeviceBuffer d_x = DeviceBuffer::from_host(x);
   DeviceBuffer d_out(x.size() * sizeof(float));  // poisoned: every element must be written
-  const int warps = (blocks + 3) / 4;
-  requantize_blocks<kLaneStride><<<(warps + 3) / 4, 128>>>(static_cast<const float*>(d_x.get()),
+  constexpr int kBlocksPerWarp = 32 / (16 / kValues);
+  const int warps = (blocks + kBlocksPerWarp - 1) / kBlocksPerWarp;
+  requantize_blocks<kLaneStride, kValues><<<(warps + 3) / 4, 128>>>(static_cast<const float*>(d_x.get()),
                                                             static_cast<float*>(d_out.get()), blocks, gs2);
   FP4MOE_CUDA_CHECK(cudaGetLastError());
   const std::vector<float> got = d_out.to_host<float>();
@@ -122,8 +129,9 @@ void check_requantize(float gs2) {
 TEST(RequantizeGpu, BlocksMatchPortableQuantizer) {
   FP4MOE_REQUIRE_GPU();
   for (float gs2 : {1.0f, 448.0f * 6.0f / 3.7f, 1e-3f}) {
-    check_requantize<4>(gs2);
-    check_requantize<1>(gs2);
+    check_requantize<4, 2>(gs2);
+    check_requantize<1, 2>(gs2);
+    check_requantize<8, 4>(gs2);
   }
 }
 

@@ -71,12 +71,16 @@ __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const Rout
   wgmma_produce(smem, w, p.x, p.w13.k_tiles, tile.row_end - tile.row_begin, ring FP4MOE_PROF_PASS);
 }
 
-// Activation, (W4A4) requantization and BF16 store of the staged outputs of kFc1StageTokens tokens: a warp stores 64
-// columns of one token row (128 contiguous bytes in the MMA k order). Each warp takes kFc1RowsAtOnce token rows per
-// iteration: independent activation chains that hide each other's latency (one row at a time, the epilogue was
-// latency-bound: ~17k cycles per item at qwen3-30b). The activation is a template argument, so the loop holds one
-// activation's code: the rolled loop stays small for the instruction cache.
-inline constexpr int kFc1RowsAtOnce = 4;
+// Activation, (W4A4) requantization and BF16 store of the staged outputs of kFc1StageTokens tokens. Lane 8s + r of
+// a warp takes token row r of the warp's 8 and, in each of the 4 16-column blocks t of a 64-column chunk, columns
+// 16t + 4s .. 16t + 4s + 3 (one 16-byte shared load per block and output: the 8 rows of a quarter-warp are 68
+// floats apart, on distinct banks). In the MMA k order (format::fragment_k_slot) those 16 columns are the
+// contiguous slots 16s .. 16s + 15, so a lane writes them as two 16-byte stores: four times fewer store and load
+// instructions than a lane per column pair, and 4 lanes per requantized block instead of 8 (W4A4: a 16-column block
+// is lanes r, r + 8, r + 16, r + 24), which took 1-4 % off the layer (bench/NOTES.md, session 17). The activation
+// is a template argument, so the loop holds one activation's code: the rolled loop stays small for the instruction
+// cache.
+inline constexpr int kFc1RowsPerWarp = 8;
 
 template <Activation kAct, bool kGated, int kPass>
 __device__ __forceinline__ void fc1_wgmma_store_pass(const Fc1Params& p, const RouteTile& tile, int64_t group,
@@ -84,37 +88,40 @@ __device__ __forceinline__ void fc1_wgmma_store_pass(const Fc1Params& p, const R
                                                      const RequantTable& requant) {
   constexpr int kOuts = kGated ? 1 : kWgmmaHalves;
   const int rows = tile.row_end - tile.row_begin;
-  const int lane = int(threadIdx.x) % 32;
+  const int lane = int(threadIdx.x) % 32, s = lane / 8;
 #pragma unroll 1
-  for (int n0 = wgmma_warp(); n0 < kFc1StageTokens; n0 += 4 * kFc1RowsAtOnce) {
-    float v[kFc1RowsAtOnce][kOuts][2];
+  for (int n = kFc1RowsPerWarp * wgmma_warp() + lane % 8; n < kFc1StageTokens; n += 4 * kFc1RowsPerWarp) {
+    float v[kOuts][4][4];  // [output][block t][column 16t + 4s + i]
 #pragma unroll
-    for (int u = 0; u < kFc1RowsAtOnce; ++u) {
+    for (int o = 0; o < kOuts; ++o) {
 #pragma unroll
-      for (int o = 0; o < kOuts; ++o) {
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int n = n0 + 4 * u, col = 2 * lane + r;
-          v[u][o][r] = apply_activation<kAct>(p.swiglu, stage.v[o][n][col], kGated ? stage.v[1][n][col] : 0.0f);
-        }
+      for (int t = 0; t < 4; ++t) {
+        const float4 a = *reinterpret_cast<const float4*>(&stage.v[o][n][16 * t + 4 * s]);
+        const float4 b = kGated ? *reinterpret_cast<const float4*>(&stage.v[1][n][16 * t + 4 * s]) : float4{};
+        v[o][t][0] = apply_activation<kAct>(p.swiglu, a.x, b.x);
+        v[o][t][1] = apply_activation<kAct>(p.swiglu, a.y, b.y);
+        v[o][t][2] = apply_activation<kAct>(p.swiglu, a.z, b.z);
+        v[o][t][3] = apply_activation<kAct>(p.swiglu, a.w, b.w);
       }
     }
     if (p.w4a4) {
 #pragma unroll
-      for (int u = 0; u < kFc1RowsAtOnce; ++u) {
+      for (int o = 0; o < kOuts; ++o) {
 #pragma unroll
-        for (int o = 0; o < kOuts; ++o) requantize_block<1>(v[u][o], gs2, &requant);
+        for (int t = 0; t < 4; ++t) requantize_block<8, 4>(v[o][t], gs2, &requant);
       }
     }
-#pragma unroll
-    for (int u = 0; u < kFc1RowsAtOnce; ++u) {
-      const int token = kPass * kFc1StageTokens + n0 + 4 * u;
-      if (token >= rows) break;
+    const int token = kPass * kFc1StageTokens + n;
+    if (token < rows) {
 #pragma unroll
       for (int o = 0; o < kOuts; ++o) {
+        // Column 16t + 4s + i sits at slot 16s + 8·(i / 2) + 2t + i % 2.
         const int64_t chunk = (kGated ? group : 2 * group + o) * format::kFragK;
-        uint16_t* dst = p.h + (tile.row_begin + token) * p.intermediate + chunk + format::fragment_k_slot(2 * lane);
-        *reinterpret_cast<uint32_t*>(dst) = pack_bf16x2(v[u][o][0], v[u][o][1]);
+        uint4* dst = reinterpret_cast<uint4*>(p.h + (tile.row_begin + token) * p.intermediate + chunk + 16 * s);
+        dst[0] = make_uint4(pack_bf16x2(v[o][0][0], v[o][0][1]), pack_bf16x2(v[o][1][0], v[o][1][1]),
+                            pack_bf16x2(v[o][2][0], v[o][2][1]), pack_bf16x2(v[o][3][0], v[o][3][1]));
+        dst[1] = make_uint4(pack_bf16x2(v[o][0][2], v[o][0][3]), pack_bf16x2(v[o][1][2], v[o][1][3]),
+                            pack_bf16x2(v[o][2][2], v[o][2][3]), pack_bf16x2(v[o][3][2], v[o][3][3]));
       }
     }
   }

@@ -1,4 +1,4 @@
-// W4A4 requantization of h in the FC1 epilogues (spec §5.4), one 16-column block of h per 8 lanes. The arithmetic
+// W4A4 requantization of h in the FC1 epilogues (spec §5.4), one 16-column block of h per 8 or 4 lanes. The arithmetic
 // is nvfp4.hpp's (block_scale_e4m3, block_inverse_scale, float_to_e2m1 then e2m1_to_float), bit for bit, in fewer
 // operations: the scale byte by the hardware E4M3 conversion (sm_89+), 1/gs2 once per epilogue, and the E2M1 value
 // without its code (e2m1_round). The GPU test RequantizeGpu.* checks both shortcuts against the portable forms on
@@ -54,20 +54,28 @@ __device__ __forceinline__ void requant_table_fill(RequantTable& t, const Requan
 }
 
 // W4A4: v quantized with gs2 in its 16-output block, returned dequantized without the global scale (e2m1 · sf,
-// exact in BF16). The block is the 8 lanes that differ only in the bits kLaneStride, 2·kLaneStride, 4·kLaneStride
-// of the lane index, 2 values each: stride 4 for the MMA fragments (rows g and g+8 of the lanes sharing lane % 4),
-// stride 1 for 8 consecutive lanes. The factors come from `table` where given (filled for gs), else are computed.
-// Every lane of the warp must call it.
-template <int kLaneStride = 4>
-__device__ __forceinline__ void requantize_block(float (&v)[2], const RequantScale& gs,
+// exact in BF16). The block is the 16 / kValues lanes that differ only in the bits kLaneStride, 2·kLaneStride, ...
+// of the lane index, kValues values each: stride 4 and 2 values for the MMA fragments (rows g and g+8 of the lanes
+// sharing lane % 4), stride 1 and 2 values for 8 consecutive lanes, stride 8 and 4 values for lanes 8s + r (the wgmma
+// FC1 store pass: 4 consecutive values per lane). The factors come from `table` where given (filled for gs), else
+// are computed. Every lane of the warp must call it.
+template <int kLaneStride = 4, int kValues = 2>
+__device__ __forceinline__ void requantize_block(float (&v)[kValues], const RequantScale& gs,
                                                  const RequantTable* table = nullptr) {
-  float amax = fmaxf(fabsf(v[0]), fabsf(v[1]));
+  static_assert(kValues == 2 || kValues == 4, "a block is 8 lanes of 2 values or 4 lanes of 4");
+  constexpr int kLanes = 16 / kValues;
+  static_assert(kLanes * kLaneStride <= 32, "the block's lanes lie in one warp");
+  float amax = fabsf(v[0]);  // fmaxf drops NaN unless both are: a NaN amax means the block is all NaN
 #pragma unroll
-  for (int m = kLaneStride; m < 8 * kLaneStride; m *= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, m));
+  for (int r = 1; r < kValues; ++r) amax = fmaxf(amax, fabsf(v[r]));
+#pragma unroll
+  for (int m = kLaneStride; m < kLanes * kLaneStride; m *= 2) {
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, m));
+  }
   const uint8_t sf = e4m3_of_nonnegative(__fmul_rn(amax, gs.gs_r6));
   const float2 f = table ? table->factors[sf % kRequantTableSize] : requant_factors(sf, gs);
 #pragma unroll
-  for (int r = 0; r < 2; ++r) v[r] = __fmul_rn(e2m1_round(__fmul_rn(v[r], f.y)), f.x);
+  for (int r = 0; r < kValues; ++r) v[r] = __fmul_rn(e2m1_round(__fmul_rn(v[r], f.y)), f.x);
 }
 
 }  // namespace fp4moe::cuda
