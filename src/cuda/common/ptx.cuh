@@ -48,7 +48,8 @@ __device__ __forceinline__ void fence_barrier_init() {
 #endif
 }
 
-// Orders this thread's earlier shared-memory accesses (generic proxy) before later bulk copies into the same memory.
+// Orders this thread's earlier shared-memory accesses (generic proxy) before later async-proxy accesses of the same
+// memory (bulk copies into or out of it, wgmma operands).
 __device__ __forceinline__ void fence_proxy_async_shared() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -100,6 +101,38 @@ __device__ __forceinline__ void bulk_copy_to_shared(void* dst, const void* src, 
           "r"(smem_address(dst)),
       "l"(src), "r"(bytes), "r"(smem_address(bar)), "l"(policy)
       : "memory");
+#endif
+}
+
+// Copies `bytes` (a multiple of 16, both addresses 16-byte aligned) from shared to global memory on the copy engine,
+// in this thread's open bulk group (bulk_commit closes it). The shared source must have been written before a
+// fence_proxy_async_shared of its writers (and a barrier, where they are other threads).
+__device__ __forceinline__ void bulk_copy_to_global(void* dst, const void* src, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst), "r"(smem_address(src)),
+               "r"(bytes)
+               : "memory");
+#endif
+}
+
+// Closes this thread's open bulk group.
+__device__ __forceinline__ void bulk_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+#endif
+}
+
+// Waits until this thread's bulk groups have read their shared sources (which may then be rewritten).
+__device__ __forceinline__ void bulk_wait_read() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+#endif
+}
+
+// Waits until this thread's bulk groups are complete (their global writes done).
+__device__ __forceinline__ void bulk_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
 #endif
 }
 

@@ -42,19 +42,21 @@ __device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const Rout
   wgmma_produce(smem, w, p.h, p.w2.k_tiles, tile.row_end - tile.row_begin, ring FP4MOE_PROF_PASS);
 }
 
-// One pass of the epilogue: alpha · acc staged (a token's 128 columns in one row, half h at 64h), then stored row by
-// row, a warp writing one token's 128 columns (512 contiguous bytes, 16 per lane) per store; kFc2RowsAtOnce rows per
-// iteration. Columns past H are skipped; H not a multiple of 4 stores per element.
+// One pass of the epilogue: alpha · acc staged (a token's 128 columns in one row, half h at 64h), then stored. Where
+// the group's 128 columns lie inside H (and H is a multiple of 4, so rows stay 16-byte aligned), a thread per token
+// row sends its 512 bytes to y by one bulk copy and the consumer moves on: the copies drain while it stages the next
+// pass or runs the next item's main loop (the staging waits only for their reads). A warp storing the rows from
+// registers (LDS + STG per 16 bytes) made the consumers wait for the y stores: without them the layer ran 9 % faster
+// at qwen3-30b-a3b, and the bulk copies took 1-4 % off it (bench/NOTES.md, session 17). Elsewhere (the last group of
+// an H that is not a multiple of 128) a warp stores kFc2RowsAtOnce rows per iteration from registers, per element
+// past H.
 inline constexpr int kFc2RowsAtOnce = 4;
 
-template <int kN, int kPass>
-__device__ __forceinline__ void fc2_wgmma_epilogue_pass(const Fc2Params& p, const RouteTile& tile, int64_t group,
-                                                        const WgmmaAcc<kN>& acc, float alpha, Fc2Stage& stage) {
-  wgmma_stage_acc<kN, kPass, kFc2StageTokens>(acc, alpha,
-                                               [&](int h, int n, int r, float v) { stage.v[n][64 * h + r] = v; });
+template <int kPass>
+__device__ __forceinline__ void fc2_wgmma_store_rows(const Fc2Params& p, const RouteTile& tile, int64_t group,
+                                                     const Fc2Stage& stage) {
   const int rows = tile.row_end - tile.row_begin, lane = int(threadIdx.x) % 32;
   const int64_t col = group * kWgmmaConsumerRows + 4 * lane;
-  const bool whole = col + 4 <= p.hidden && p.hidden % 4 == 0;
 #pragma unroll 1
   for (int n0 = wgmma_warp(); n0 < kFc2StageTokens; n0 += 4 * kFc2RowsAtOnce) {
     float4 v[kFc2RowsAtOnce];
@@ -65,17 +67,33 @@ __device__ __forceinline__ void fc2_wgmma_epilogue_pass(const Fc2Params& p, cons
       const int token = kPass * kFc2StageTokens + n0 + 4 * u;
       if (token >= rows) break;
       float* y = p.y + (tile.row_begin + token) * p.hidden + col;
-      if (whole) {
-        *reinterpret_cast<float4*>(y) = v[u];
-      } else {
-        const float e[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
+      const float e[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          if (col + j < p.hidden) y[j] = e[j];
-        }
+      for (int j = 0; j < 4; ++j) {
+        if (col + j < p.hidden) y[j] = e[j];
       }
     }
   }
+}
+
+template <int kN, int kPass>
+__device__ __forceinline__ void fc2_wgmma_epilogue_pass(const Fc2Params& p, const RouteTile& tile, int64_t group,
+                                                        const WgmmaAcc<kN>& acc, float alpha, Fc2Stage& stage) {
+  const int64_t col0 = group * kWgmmaConsumerRows;
+  const bool bulk = col0 + kWgmmaConsumerRows <= p.hidden && p.hidden % 4 == 0;
+  bulk_wait_read();  // this thread's copies of the previous pass or item have read the stage
+  wgmma_stage_acc<kN, kPass, kFc2StageTokens, true>(acc, alpha,
+                                                     [&](int h, int n, int r, float v) { stage.v[n][64 * h + r] = v; });
+  if (!bulk) {
+    fc2_wgmma_store_rows<kPass>(p, tile, group, stage);
+    return;
+  }
+  const int n = wgmma_thread(), token = kPass * kFc2StageTokens + n;
+  if (n < kFc2StageTokens && token < tile.row_end - tile.row_begin) {
+    bulk_copy_to_global(p.y + (tile.row_begin + token) * p.hidden + col0, &stage.v[n][0],
+                        kWgmmaConsumerRows * sizeof(float));
+  }
+  bulk_commit();
 }
 
 // y = alpha · acc for the rows and columns of this consumer's output group inside the tile and the matrix.
@@ -107,6 +125,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1) fc2_wgmma_kernel(Fc2Params p
       [&](const RouteTile& tile, int64_t group, const WgmmaAcc<kN>& acc) {
         fc2_wgmma_epilogue<kN>(p, tile, group, acc, smem);
       });
+  bulk_wait();  // y written (the stage stays in place until the copies have read it)
 #else
   griddep_wait();  // never launched off sm_90a (wgmma_path_available)
 #endif

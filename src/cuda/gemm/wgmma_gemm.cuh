@@ -389,9 +389,11 @@ __device__ __forceinline__ void wgmma_epilogue_passes(int rows, Pass&& pass) {
 // Epilogue staging of one pass (every thread of a consumer): waits until the consumer's previous pass (or item) is
 // done reading its stage, calls put(h, n, r, alpha · acc) for the accumulators of tokens kPass·kTokens.. (half h,
 // token n − kPass·kTokens, row r = 16·warp + wgmma_row(i) of the half's 64), then waits until the stage is whole.
+// kBulkRead: the stage is then read by bulk copies (async proxy), so each thread fences its writes first; a thread
+// that issued bulk copies from the stage waits for their reads (bulk_wait_read) before calling this.
 // Accumulator i holds token 8·(i / 4) + ..., so a pass is accumulators (kTokens / 2)·kPass .. + kTokens / 2 − 1
 // (fewer in the last pass of a 160-row tile).
-template <int kN, int kPass, int kTokens, class Put>
+template <int kN, int kPass, int kTokens, bool kBulkRead = false, class Put>
 __device__ __forceinline__ void wgmma_stage_acc(const WgmmaAcc<kN>& acc, float alpha, Put&& put) {
   constexpr int kAccPerPass = kTokens / 2;
   const int barrier = kWgmmaBarConsumer0 + wgmma_consumer();
@@ -404,6 +406,7 @@ __device__ __forceinline__ void wgmma_stage_acc(const WgmmaAcc<kN>& acc, float a
       put(h, wgmma_token(i) - kPass * kTokens, 16 * warp + wgmma_row(i), __fmul_rn(alpha, acc[h][i]));
     }
   }
+  if constexpr (kBulkRead) fence_proxy_async_shared();
   named_barrier_sync(barrier, 128);
 }
 
