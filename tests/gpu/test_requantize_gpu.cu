@@ -111,7 +111,7 @@ void check_requantize(float gs2) {
   constexpr int kBlocksPerWarp = 32 / (16 / kValues);
   const int warps = (blocks + kBlocksPerWarp - 1) / kBlocksPerWarp;
   requantize_blocks<kLaneStride, kValues><<<(warps + 3) / 4, 128>>>(static_cast<const float*>(d_x.get()),
-                                                            static_cast<float*>(d_out.get()), blocks, gs2);
+                                                                     static_cast<float*>(d_out.get()), blocks, gs2);
   FP4MOE_CUDA_CHECK(cudaGetLastError());
   const std::vector<float> got = d_out.to_host<float>();
   int mismatches = 0;

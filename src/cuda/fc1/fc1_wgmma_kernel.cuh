@@ -77,9 +77,9 @@ __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const Rout
 // floats apart, on distinct banks). In the MMA k order (format::fragment_k_slot) those 16 columns are the
 // contiguous slots 16s .. 16s + 15, so a lane writes them as two 16-byte stores: four times fewer store and load
 // instructions than a lane per column pair, and 4 lanes per requantized block instead of 8 (W4A4: a 16-column block
-// is lanes r, r + 8, r + 16, r + 24), which took 1-4 % off the layer (bench/NOTES.md, session 17). The activation
-// is a template argument, so the loop holds one activation's code: the rolled loop stays small for the instruction
-// cache.
+// is lanes r, r + 8, r + 16, r + 24): up to 3 % off the layer in W4A16, 3-6 % in W4A4 (bench/NOTES.md, session
+// 17). The activation is a template argument, so the loop holds one activation's code: the rolled loop stays small
+// for the instruction cache.
 inline constexpr int kFc1RowsPerWarp = 8;
 
 template <Activation kAct, bool kGated, int kPass>
