@@ -7,7 +7,7 @@
 //    weights summed), ids outside [0, E) (add nothing, no fault), T = 0 (no-op);
 //  - CUDA graph capture and replay with new inputs in the same buffers, repeated runs, dirty and oversized
 //    workspaces, a token run alone, and the convenience call are all bitwise equal to the eager runner;
-//  - strided x and out rows (the gaps are neither read nor written);
+//  - strided x and out rows, out on an 8-byte and on a 2-byte alignment (the gaps are neither read nor written);
 //  - every work tile size of the streaming kernels (8, 16, 32 rows) gives bitwise the same output, with few and with
 //    many rows per expert (all tokens on one expert), so the batch size never changes a token's result on that
 //    path; the same holds for the wgmma path's two sizes (64, 128; sm_90a), which is also checked against the CPU.
@@ -544,28 +544,33 @@ TEST_P(FeatureTest, ConvenienceCallMatchesRunner) {
 TEST_P(FeatureTest, StridedRowsOfXAndOut) {
   SCOPED_TRACE(trace_);
   const Runner runner(gpu_);
-  const int64_t t = inputs_.tokens, h = config_.hidden, x_ld = h + 32, out_ld = h + 48;
+  const int64_t t = inputs_.tokens, h = config_.hidden, x_ld = h + 32;
   std::vector<uint16_t> xs(size_t(t * x_ld), 0x7FC1);  // NaN between rows: reading it would show in the result
   for (int64_t r = 0; r < t; ++r) std::copy_n(&inputs_.x[size_t(r * h)], h, &xs[size_t(r * x_ld)]);
   MoeInputs host = inputs_.view();
   host.x = TensorView(xs.data(), DType::kBF16, {t, h});
   host.x.strides[0] = x_ld;
   DeviceInputs in(host);
-  DeviceBuffer out(size_t(t * out_ld) * 2, 0xFF), ws(runner.workspace_size(t));
-  TensorView ov = out_view(out, t, h);
-  ov.strides[0] = out_ld;
-  runner.run(in.view(), ov, ws.get(), ws.bytes());
-  FP4MOE_CUDA_CHECK(cudaDeviceSynchronize());
-  const std::vector<uint16_t> all = out.to_host<uint16_t>();
-  std::vector<uint16_t> rows;
-  int64_t gap_writes = 0;
-  for (int64_t r = 0; r < t; ++r) {
-    rows.insert(rows.end(), all.begin() + r * out_ld, all.begin() + r * out_ld + h);
-    gap_writes += std::count_if(all.begin() + r * out_ld + h, all.begin() + (r + 1) * out_ld,
-                                [](uint16_t b) { return b != 0xFFFF; });
+  // out rows 8-byte aligned (the combine's vector stores), then out one element into its buffer with an odd row
+  // stride (rows on every 2-byte alignment: element stores).
+  for (const auto& [offset, out_ld] : {std::pair<int64_t, int64_t>{0, h + 48}, {1, h + 47}}) {
+    SCOPED_TRACE(::testing::Message() << "out offset " << offset << " row stride " << out_ld);
+    DeviceBuffer out(size_t(offset + t * out_ld) * 2, 0xFF), ws(runner.workspace_size(t));
+    TensorView ov(static_cast<uint16_t*>(out.get()) + offset, DType::kBF16, {t, h}, Device::cuda(0));
+    ov.strides[0] = out_ld;
+    runner.run(in.view(), ov, ws.get(), ws.bytes());
+    FP4MOE_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<uint16_t> all = out.to_host<uint16_t>();
+    std::vector<uint16_t> rows;
+    int64_t gap_writes = std::count_if(all.begin(), all.begin() + offset, [](uint16_t b) { return b != 0xFFFF; });
+    for (int64_t r = 0; r < t; ++r) {
+      const auto row = all.begin() + offset + r * out_ld;
+      rows.insert(rows.end(), row, row + h);
+      gap_writes += std::count_if(row + h, row + out_ld, [](uint16_t b) { return b != 0xFFFF; });
+    }
+    expect_bitwise(rows, expected_, "strided x and out rows vs contiguous");
+    EXPECT_EQ(gap_writes, 0) << "elements outside the out rows were written";
   }
-  expect_bitwise(rows, expected_, "strided x and out rows vs contiguous");
-  EXPECT_EQ(gap_writes, 0) << "elements between out rows were written";
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, FeatureTest, ::testing::Values(Mode::kW4A16, Mode::kW4A4),
