@@ -20,8 +20,7 @@
 // per-chunk loops carry no index arithmetic beyond pointer increments (halving the producer's instructions and
 // dropping the consumers' 64-bit slot arithmetic took 10-18 % off the layer, bench/NOTES.md session 12).
 // Registers: setmaxnreg gives the consumers kWgmmaConsumerRegs (accumulators: kN per thread, + 32 A operands), the
-// producer few (WgmmaSources keeps its per-item state small). The 160-row FC1 kernels still spill 8 bytes of
-// per-item state (a store and a load per item, not per chunk).
+// producer few (WgmmaSources keeps its per-item state small, so no kernel spills on sm_90a).
 // Every output sums its k16 steps in the same order for every tile size and width and for any batch, on this path.
 // Roofline per chunk: 2 · 256 · kN · 64 flops against 9.2 KB of weights and kN · 128 bytes of tokens from L2.
 #pragma once
