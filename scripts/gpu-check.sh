@@ -36,10 +36,12 @@ step "CPU tests"
 ctest --test-dir "$bin" -L cpu -j "$(nproc)" --output-on-failure 2>&1 | tee "$out/ctest-cpu.log" | tail -3
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
-# A small subset that still runs every kernel (quantize, route, fc1, fc2, combine, linear) in both modes.
+# A small subset that still runs every kernel (quantize, route, fc1, fc2, combine, linear, and the wgmma GEMMs with
+# every tile size and an idle consumer) in both modes.
 subset='QuantizeGpu.StridedRows:*OutOfRangeIdsAddNothing*:*CudaGraphReplayMatchesEager*:*EmptyAndHotExperts*'
 subset+=':MoeGpuEdgeCases.*:LinearGpu.StridedRowsAreBitwiseEqualToContiguous:*EveryWorkTileSizeIsBitwiseEqual*'
 subset+=':RouteGpu.SmallPathMatchesSortPath:*BlockShapesAreBitwiseEqualOnOddShapes*'
+subset+=':*WgmmaTileSizesAreBitwiseEqual*:MoeGpuWgmmaIdleConsumer.*'
 for tool in memcheck racecheck; do
   step "compute-sanitizer $tool"
   compute-sanitizer --tool "$tool" --error-exitcode 3 "$bin/tests/fp4moe_gpu_tests" --gtest_filter="$subset" \

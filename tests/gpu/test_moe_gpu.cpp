@@ -1,7 +1,8 @@
 // The CUDA fused-MoE backend against the CPU reference (spec §5–§6): every model preset in both modes at
 // T ∈ {1, 2, 3, 7, 8, 64, 257, 1000, 4096}, and every activation (swiglu_clamped with default and non-default
 // parameters) in both modes on small and odd shapes; one token (two weight stages per warp) against its row of a
-// batch (one stage), bit for bit; the FC1 → FC2 handoff per tile on a poisoned workspace, repeated.
+// batch (one stage), bit for bit; the FC1 → FC2 handoff per tile on a poisoned workspace, repeated; the wgmma
+// kernels where a consumer warpgroup has no output group.
 //
 // Runtime budget (the whole GPU test binary should stay near 3 minutes on the H100 machine, 16 CPU cores): the GPU
 // work is negligible; the cost is the random layer (about 30 ns per weight per core) and the CPU reference
@@ -266,6 +267,43 @@ TEST(MoeGpuTileHandoff, EveryCallMatchesTheReferenceAndRepeatsBitwise) {
         for (int repeat = 0; repeat < 4; ++repeat) {
           expect_bitwise(gpu_forward(gpu, in.view(), opt), first, "call " + std::to_string(repeat + 2));
         }
+      }
+    }
+  }
+}
+
+
+// ---- wgmma path: a consumer without an output group -----------------------------------------------------------------
+
+// The wgmma kernels (sm_90a) give each block two output groups, one per consumer warpgroup. Where the group count is
+// odd (as at gpt-oss-120b: I = H = 2880), the last block group's second consumer has no group: it still takes and
+// releases every chunk of the ring, and writes nothing. Here H = 576 and I = 448 (gated: I / 64 = 7 FC1 groups) or
+// 384 (relu2: I / 128 = 3), and FC2 has ceil(H / 128) = 5 groups, the last one partial. Both GEMMs have more 64-k
+// chunks than the ring has slots (9 and 7 or 6), so every slot is refilled after its consumers released it. The three
+// tile sizes give the same bits, the result is close to the CPU reference, and a repeat gives the same bits. In
+// gpu-check's racecheck subset: it covers the slot handoff through the ring's barriers.
+TEST(MoeGpuWgmmaIdleConsumer, TileSizesAgreeAndMatchTheReference) {
+  FP4MOE_REQUIRE_GPU();
+  for (Mode mode : {Mode::kW4A16, Mode::kW4A4}) {
+    for (const auto& [act, intermediate] : {std::pair{Activation::kSilu, 448}, {Activation::kRelu2, 384}}) {
+      MoeConfig c = testing::shape_config(mode, 4, 2, 576, intermediate);
+      c.activation = act;
+      if (!testing::wgmma_runs(c)) GTEST_SKIP() << "the wgmma path needs compute capability 9.0 (sm_90a code)";
+      const uint64_t seed = testing::fresh_seed();
+      SCOPED_TRACE(::testing::Message() << "seed=" << seed << " " << c.describe());
+      const HostLayer layer = make_random_layer(c, seed);
+      const Runner gpu(prepare_weights(c, layer.view(), Backend::kCuda));
+      const Runner cpu(prepare_weights(c, layer.view(), Backend::kCpu));
+      const HostInputs in = make_random_inputs(c, 300, seed + 1);  // ~150 rows per expert: full and partial tiles
+      RunOptions wide;
+      wide.tile_rows = 128;
+      const std::vector<uint16_t> out = gpu_forward(gpu, in.view(), wide);
+      expect_close(out, cpu_forward(cpu, in.view()), mode, "tile_rows=128 vs CPU reference");
+      expect_bitwise(gpu_forward(gpu, in.view(), wide), out, "tile_rows=128 again");
+      for (int rows : {64, 160}) {
+        RunOptions other;
+        other.tile_rows = rows;
+        expect_bitwise(gpu_forward(gpu, in.view(), other), out, "tile_rows=" + std::to_string(rows) + " vs 128");
       }
     }
   }

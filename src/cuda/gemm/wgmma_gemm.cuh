@@ -11,8 +11,8 @@
 // (fragment_decode.cuh: a lane's 16 code bytes are its A registers of 4 k16 steps) and issues one wgmma per half and
 // k16 step with the slot's token rows as the shared-memory B operand. Both consumers read the same token tile, so
 // each token byte fetched from L2 feeds 256 weight rows.
-// Slots hand over through mbarriers: full (the producer's copies landed) and empty (every consumer warp retired its
-// wgmmas on the slot). The consumers are not tied to each other, so one's decode can run during the other's
+// Slots hand over through mbarriers: full (the producer's copies landed) and empty (every consumer thread retired
+// its wgmmas on the slot). The consumers are not tied to each other, so one's decode can run during the other's
 // wgmmas (measured: only in part, bench/NOTES.md).
 // The kernels are persistent (wgmma_schedule.cuh): the slot ring (WgmmaRing) runs on across a block's work items, so
 // the producer fills the next item's slots while the consumers run the epilogue of the current one.
@@ -71,7 +71,7 @@ struct WgmmaSmem {
   WgmmaPipe<kN> pipe;
   Stage stage[kWgmmaConsumers];  // each consumer's epilogue scratch (the slots hold the next item meanwhile)
   uint64_t full[kWgmmaStages];   // the producer's copies of the slot landed (128 arrivals)
-  uint64_t empty[kWgmmaStages];  // every consumer warp retired its wgmmas on the slot
+  uint64_t empty[kWgmmaStages];  // every consumer thread retired its wgmmas on the slot (256 arrivals)
   uint32_t rows[kN];             // start of each token row: 16-byte units from the token matrix (wgmma_produce)
 };
 
@@ -127,7 +127,7 @@ __device__ __forceinline__ void wgmma_pipeline_init(Smem& smem) {
 #pragma unroll
     for (int s = 0; s < kWgmmaStages; ++s) {
       mbarrier_init(&smem.full[s], 128);
-      mbarrier_init(&smem.empty[s], 4 * kWgmmaConsumers);
+      mbarrier_init(&smem.empty[s], 128 * kWgmmaConsumers);
     }
     fence_barrier_init();
   }
@@ -221,7 +221,7 @@ __device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, con
   if (lane < 16) cp_async_16(smem.pipe.scales[slot][4 * (lane / 4) + warp] + 16 * (lane % 4), s.scale);
 }
 
-// Producer warpgroup: fills the slots with one item's chunks, refilling a slot once every consumer warp released
+// Producer warpgroup: fills the slots with one item's chunks, refilling a slot once every consumer thread released
 // it (smem.rows filled with offsets into `tokens` and visible to the producer before the call). The first round's
 // waits pass at once: a fresh barrier counts the phase before its first as complete.
 template <int kN, class Stage>
@@ -307,10 +307,13 @@ __device__ __forceinline__ void wgmma_take_chunk(WgmmaSmem<kN, Stage>& smem, con
   FP4MOE_PROF_ADD(1, t2 - t1);
 }
 
-// Consumer: hands the slot back to the producer (this warp's wgmmas on it retired).
+// Consumer: hands the slot back to the producer (this warp's wgmmas on it retired). Every thread arrives, each
+// releasing its own decode loads of the slot to the producer's copies that refill it. With one arrival per warp
+// (lane 0 after __syncwarp), compute-sanitizer racecheck reported every other lane's loads as racing with those
+// copies (bench/NOTES.md, session 20).
 template <int kN, class Stage>
 __device__ __forceinline__ void wgmma_release_chunk(WgmmaSmem<kN, Stage>& smem, int slot) {
-  if (threadIdx.x % 32 == 0) mbarrier_arrive(&smem.empty[slot]);
+  mbarrier_arrive(&smem.empty[slot]);
 }
 
 // Consumer main loop with wgmmas of token width kWidth (the accumulators of later tokens stay zero).
