@@ -104,6 +104,19 @@ __device__ __forceinline__ void bulk_copy_to_shared(void* dst, const void* src, 
 #endif
 }
 
+// Copies one box of the tensor map at `map` (a __grid_constant__ parameter, tma_map.hpp) at element coordinates
+// (x, y) into shared memory at `dst` (128-byte aligned; 1024 with a 128-byte swizzle) on the tensor memory
+// accelerator; completion is counted on `bar` as the box's bytes (elements past the tensor arrive as zeros).
+__device__ __forceinline__ void tma_load_2d(void* dst, const void* map, int x, int y, uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3}], [%4];\n" ::"r"(smem_address(dst)),
+      "l"(map), "r"(x), "r"(y), "r"(smem_address(bar))
+      : "memory");
+#endif
+}
+
 // Copies `bytes` (a multiple of 16, both addresses 16-byte aligned) from shared to global memory on the copy engine,
 // in this thread's open bulk group (bulk_commit closes it). The shared source must have been written before a
 // fence_proxy_async_shared of its writers (and a barrier, where they are other threads).

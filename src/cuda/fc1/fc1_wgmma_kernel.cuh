@@ -68,7 +68,7 @@ __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const Rout
   const int64_t first_group = kWgmmaConsumers * block_group;
   const auto row_tile = [&](int consumer, int h) { return fc1_wgmma_row_tile<kGated>(p, first_group + consumer, h); };
   const WgmmaWeights w = wgmma_weights(p.w13, tile.expert, row_tile);
-  wgmma_produce(smem, w, p.x, p.w13.k_tiles, tile.row_end - tile.row_begin, ring FP4MOE_PROF_PASS);
+  wgmma_produce<false>(smem, w, p.x, nullptr, 0, p.w13.k_tiles, tile.row_end - tile.row_begin, ring FP4MOE_PROF_PASS);
 }
 
 // Activation, (W4A4) requantization and BF16 store of the staged outputs of kFc1StageTokens tokens. Lane 8s + r of
@@ -174,7 +174,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1) fc1_wgmma_kernel(Fc1Params p
   griddep_wait();
   griddep_launch_dependents();
   wgmma_persistent_block(
-      smem, p.work, fc1_wgmma_block_groups<kGated>(p), p.w13.k_tiles,
+      smem, p.work, fc1_wgmma_block_groups<kGated>(p), p.w13.k_tiles, wgmma_full_arrivals<false>,
       [&](const RouteTile& tile, int64_t block_group, WgmmaRing& ring FP4MOE_PROF_ARG) {
         fc1_wgmma_produce<kGated, kN>(p, tile, block_group, smem, ring FP4MOE_PROF_PASS);
       },

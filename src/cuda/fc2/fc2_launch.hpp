@@ -24,6 +24,7 @@ struct Fc2Params {
   // h per sorted row, BF16 [P, I] (W4A4: exact e2m1·sf values; alpha = w2_scale_2 / gs2); wgmma path: in the MMA
   // k order
   const uint16_t* h = nullptr;
+  int64_t h_rows = 0;  // rows of h (P): the extent of the wgmma path's tensor map of h
   bool w4a4 = false;
   float gs2 = 1.0f;
   // w2 [E_local] × H × I in fragment tiles, w2_scale_2 [E_local]

@@ -1,7 +1,8 @@
 // FC2 of the fused MoE for large batches (sm_90a, wgmma): for one work tile (up to kN = 64, 128 or 160 sorted rows of
 // one expert) and 256 outputs (w2 rows 256j..256j+255, 128 per consumer warpgroup), streams those w2 rows
 // (fragment tiles) against the tile's h rows (BF16 in the MMA k order, as fc1_wgmma_kernel.cuh writes them; I a
-// multiple of 64) and writes y = alpha · (h · w2ᵀ) in fp32 per sorted row for the combine.
+// multiple of 64; by tensor copies for 128- and 160-row tiles, else by cp.async as the weights) and writes
+// y = alpha · (h · w2ᵀ) in fp32 per sorted row for the combine.
 // Tile: 256 weight rows × kN tokens, a producer and two consumer warpgroups (wgmma_gemm.cuh). Persistent grid
 // (wgmma_schedule.cuh) over work tiles × ceil(H/256) block groups.
 // Roofline: 2·rows·H·I flops at the BF16 tensor-core peak; w2 bytes once per work tile; writes 4·H bytes per
@@ -26,20 +27,31 @@ struct Fc2Stage {
 template <int kN>
 using Fc2Smem = WgmmaSmem<kN, Fc2Stage>;
 
-// Producer warpgroup, one item: the row table of the tile (its h rows, in 16-byte units), then the pipeline.
+// FC2's h rows of a work tile are contiguous (sorted rows row_begin..), so 128- and 160-row tiles bring them by tensor
+// copies of h_map (kWgmmaTokenBoxRows rows × 64 columns per box; rows past P arrive as zeros and feed no output):
+// 1-6 % off the layer at T = 4096 (bench/NOTES.md, session 20). 64-row tiles (32 rows per expert: deepseek-v3 and
+// gpt-oss-120b at T = 1024) were 2-3 % slower that way, so they gather h by cp.async through the row table.
 template <int kN>
-__device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const RouteTile& tile, int64_t block_group,
-                                                  Fc2Smem<kN>& smem, WgmmaRing& ring FP4MOE_PROF_ARG) {
-  named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
-  for (int r = wgmma_thread(); r < kN; r += 128) {
-    const int row = r < tile.row_end - tile.row_begin ? r : 0;  // rows past the tile: the first (wgmma_sources)
-    smem.rows[r] = uint32_t((tile.row_begin + row) * p.intermediate / 8);
+inline constexpr bool kFc2HByTma = kN >= 128;
+
+// Producer warpgroup, one item: the row table of the tile (cp.async: its h rows, in 16-byte units), then the pipeline.
+template <int kN>
+__device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const TmaMap& h_map, const RouteTile& tile,
+                                                  int64_t block_group, Fc2Smem<kN>& smem,
+                                                  WgmmaRing& ring FP4MOE_PROF_ARG) {
+  if constexpr (!kFc2HByTma<kN>) {
+    named_barrier_sync(kWgmmaBarProducer, 128);  // the previous item's copies are issued: its rows are free
+    for (int r = wgmma_thread(); r < kN; r += 128) {
+      const int row = r < tile.row_end - tile.row_begin ? r : 0;  // rows past the tile: the first (wgmma_sources)
+      smem.rows[r] = uint32_t((tile.row_begin + row) * p.intermediate / 8);
+    }
+    named_barrier_sync(kWgmmaBarProducer, 128);
   }
-  named_barrier_sync(kWgmmaBarProducer, 128);
   const int64_t first_group = kWgmmaConsumers * block_group;
   const WgmmaWeights w =
       wgmma_weights(p.w2, tile.expert, [&](int consumer, int h) { return wgmma_row_tile(first_group + consumer, h); });
-  wgmma_produce(smem, w, p.h, p.w2.k_tiles, tile.row_end - tile.row_begin, ring FP4MOE_PROF_PASS);
+  wgmma_produce<kFc2HByTma<kN>>(smem, w, p.h, &h_map, int(tile.row_begin), p.w2.k_tiles, tile.row_end - tile.row_begin,
+                                ring FP4MOE_PROF_PASS);
 }
 
 // One pass of the epilogue: alpha · acc staged (a token's 128 columns in one row, half h at 64h), then stored. Where
@@ -108,19 +120,22 @@ __device__ __forceinline__ void fc2_wgmma_epilogue(const Fc2Params& p, const Rou
   });
 }
 
-// Persistent (wgmma_schedule.cuh). PDL: waits first (h comes from FC1), then lets the combine launch; its blocks
-// take the SMs this grid frees. Block group j: output groups 2j and 2j + 1 of 128 columns, one per consumer.
+// Persistent (wgmma_schedule.cuh). PDL: waits first (h comes from FC1, a finished grid, so the tensor copies see its
+// stores), then lets the combine launch; its blocks take the SMs this grid frees. Block group j: output groups 2j
+// and 2j + 1 of 128 columns, one per consumer. h_map: the [P, I] BF16 h where kFc2HByTma (fc2_wgmma_launch.cu encodes
+// it per launch; a __grid_constant__ parameter, as tensor copies need).
 template <int kN>
-__global__ void __launch_bounds__(kWgmmaThreads, 1) fc2_wgmma_kernel(Fc2Params p) {
+__global__ void __launch_bounds__(kWgmmaThreads, 1)
+    fc2_wgmma_kernel(const __grid_constant__ Fc2Params p, const __grid_constant__ TmaMap h_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ uint8_t fc2_smem_raw[];
   Fc2Smem<kN>& smem = wgmma_smem<Fc2Smem<kN>>(fc2_smem_raw);
   griddep_wait();
   griddep_launch_dependents();
   wgmma_persistent_block(
-      smem, p.work, (p.hidden + kWgmmaRows - 1) / kWgmmaRows, p.w2.k_tiles,
+      smem, p.work, (p.hidden + kWgmmaRows - 1) / kWgmmaRows, p.w2.k_tiles, wgmma_full_arrivals<kFc2HByTma<kN>>,
       [&](const RouteTile& tile, int64_t block_group, WgmmaRing& ring FP4MOE_PROF_ARG) {
-        fc2_wgmma_produce<kN>(p, tile, block_group, smem, ring FP4MOE_PROF_PASS);
+        fc2_wgmma_produce<kN>(p, h_map, tile, block_group, smem, ring FP4MOE_PROF_PASS);
       },
       [&](const RouteTile& tile, int64_t group, const WgmmaAcc<kN>& acc) {
         fc2_wgmma_epilogue<kN>(p, tile, group, acc, smem);

@@ -16,7 +16,10 @@ void launch(const Fc2Params& p, cudaStream_t stream) {
   constexpr size_t kSmem = kWgmmaSmemBytes<Fc2Smem<kN>>;
   static_assert(kSmem <= kWgmmaSmemLimit, "FC2 wgmma shared memory");
   allow_dynamic_shared_memory<fc2_wgmma_kernel<kN>>(kSmem);
-  launch_pdl(fc2_wgmma_kernel<kN>, grid, kWgmmaThreads, kSmem, stream, p);
+  const TmaMap h_map = kFc2HByTma<kN> ? bf16_rows_tma_map(p.h, p.h_rows, p.intermediate, p.intermediate,
+                                                          kWgmmaTokenBoxRows)
+                                      : TmaMap{};
+  launch_pdl(fc2_wgmma_kernel<kN>, grid, kWgmmaThreads, kSmem, stream, p, h_map);
 }
 
 }  // namespace

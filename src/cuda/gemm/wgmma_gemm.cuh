@@ -5,8 +5,9 @@
 // weight pass instead of two (bench/NOTES.md session 13).
 //
 // Block: three warpgroups (384 threads), warp-specialized. Warpgroup 0 is the producer: it gathers each 64-k chunk
-// of the kN token rows (cp.async, stored 128-byte swizzled in the MMA k order, fragment_k_slot) and the chunk of
-// the 16 weight tiles (codes + scales) into one of kWgmmaStages slots. Warpgroups 1 and 2 are the consumers: each
+// of the kN token rows (cp.async; FC2's contiguous h rows by tensor copies; stored 128-byte swizzled in the MMA k
+// order, fragment_k_slot) and the chunk of the 16 weight tiles (codes + scales, cp.async) into one of kWgmmaStages
+// slots. Warpgroups 1 and 2 are the consumers: each
 // owns 128 weight rows (8 fragment tiles, two 64-row wgmma A operands), decodes its tiles in registers
 // (fragment_decode.cuh: a lane's 16 code bytes are its A registers of 4 k16 steps) and issues one wgmma per half and
 // k16 step with the slot's token rows as the shared-memory B operand. Both consumers read the same token tile, so
@@ -29,6 +30,7 @@
 #include <type_traits>
 
 #include "cuda/common/frag_matrix.hpp"
+#include "cuda/common/tma_map.hpp"
 #include "cuda/common/fragment_decode.cuh"
 #include "cuda/common/wgmma.cuh"
 #include "cuda/gemm/wgmma_profile.cuh"
@@ -122,11 +124,11 @@ __device__ __forceinline__ WgmmaWeights wgmma_weights(const FragMatrix& m, int64
 
 // Barriers initialized and visible to the block (call from every thread before the roles split).
 template <class Smem>
-__device__ __forceinline__ void wgmma_pipeline_init(Smem& smem) {
+__device__ __forceinline__ void wgmma_pipeline_init(Smem& smem, uint32_t full_arrivals) {
   if (threadIdx.x == 0) {
 #pragma unroll
     for (int s = 0; s < kWgmmaStages; ++s) {
-      mbarrier_init(&smem.full[s], 128);
+      mbarrier_init(&smem.full[s], full_arrivals);
       mbarrier_init(&smem.empty[s], 128 * kWgmmaConsumers);
     }
     fence_barrier_init();
@@ -171,15 +173,18 @@ struct WgmmaSources {
   const uint8_t* scale;
 };
 
-// The sources of chunk 0 (smem.rows filled and visible to the producer) over the token matrix `tokens`.
-template <int kN, class Stage>
+// The sources of chunk 0 over the token matrix `tokens` (token rows: smem.rows filled and visible to the producer;
+// none with kTmaTokens, whose rows come by tensor copies).
+template <bool kTmaTokens, int kN, class Stage>
 __device__ __forceinline__ WgmmaSources<kN> wgmma_sources(const WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w,
                                                           const void* tokens) {
   const int t = wgmma_thread(), lane = t % 32;
   WgmmaSources<kN> s;
   s.tokens = static_cast<const uint8_t*>(tokens);
+  if constexpr (!kTmaTokens) {
 #pragma unroll
-  for (int j = 0; j < kN / 16; ++j) s.token[j] = smem.rows[t / 8 + 16 * j] + uint32_t(t % 8);
+    for (int j = 0; j < kN / 16; ++j) s.token[j] = smem.rows[t / 8 + 16 * j] + uint32_t(t % 8);
+  }
 #pragma unroll
   for (int i = 0; i < kWgmmaConsumers * kWgmmaHalves; ++i) {
     const int64_t first = w.first[i];
@@ -203,16 +208,19 @@ __device__ __forceinline__ void wgmma_next_sources(WgmmaSources<kN>& s) {
 }
 
 // Producer: issues this thread's copies of a chunk into slot `slot`: the token pieces of the `width` rows the wgmmas
-// read (stored 128-byte swizzled: row r's piece p at 16 · (p ^ r % 8)), the code pieces and the scale piece.
-template <int kN, class Stage>
+// read (stored 128-byte swizzled: row r's piece p at 16 · (p ^ r % 8); none with kTmaTokens), the code pieces and
+// the scale piece.
+template <bool kTmaTokens, int kN, class Stage>
 __device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, const WgmmaSources<kN>& s, int width,
                                                  int slot) {
   const int t = wgmma_thread(), warp = wgmma_warp(), lane = t % 32;
-  uint8_t* tokens = smem.pipe.tokens[slot] + (t / 8) * kWgmmaChunkBytes + (((t % 8) ^ (t / 8 % 8)) << 4);
+  if constexpr (!kTmaTokens) {
+    uint8_t* tokens = smem.pipe.tokens[slot] + (t / 8) * kWgmmaChunkBytes + (((t % 8) ^ (t / 8 % 8)) << 4);
 #pragma unroll
-  for (int j = 0; j < kN / 16; ++j) {
-    if (16 * j >= width) break;  // rows the wgmmas never read (a whole warp's rows: 16j..16j+15)
-    cp_async_16(tokens + 16 * j * kWgmmaChunkBytes, s.tokens + (uint64_t(s.token[j]) << 4));
+    for (int j = 0; j < kN / 16; ++j) {
+      if (16 * j >= width) break;  // rows the wgmmas never read (a whole warp's rows: 16j..16j+15)
+      cp_async_16(tokens + 16 * j * kWgmmaChunkBytes, s.tokens + (uint64_t(s.token[j]) << 4));
+    }
   }
 #pragma unroll
   for (int i = 0; i < kWgmmaConsumers * kWgmmaHalves; ++i) {
@@ -222,18 +230,38 @@ __device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, con
 }
 
 // Producer warpgroup: fills the slots with one item's chunks, refilling a slot once every consumer thread released
-// it (smem.rows filled with offsets into `tokens` and visible to the producer before the call). The first round's
-// waits pass at once: a fresh barrier counts the phase before its first as complete.
-template <int kN, class Stage>
+// it. The first round's waits pass at once: a fresh barrier counts the phase before its first as complete.
+// Token rows: gathered by every thread with cp.async (smem.rows filled with offsets into `tokens` and visible to the
+// producer before the call), or, with kTmaTokens (contiguous rows from token_row on: FC2's h), brought by thread 0 in
+// tensor copies of kWgmmaTokenBoxRows rows from `token_map` (tma_map.hpp), counted in bytes on the full barrier, which
+// then takes one more arrival per phase (wgmma_full_arrivals). FC2's h by tensor copies (fc2_wgmma_kernel.cuh:
+// kFc2HByTma) leaves a producer thread 4.5 copies per chunk instead of 14.5.
+inline constexpr int kWgmmaTokenBoxRows = 32;
+static_assert(kWgmmaTokenBoxRows * kWgmmaChunkBytes % 1024 == 0, "token boxes keep the 128-byte swizzle's alignment");
+
+template <bool kTmaTokens>
+inline constexpr uint32_t wgmma_full_arrivals = kTmaTokens ? 128 + 1 : 128;
+
+template <bool kTmaTokens, int kN, class Stage>
 __device__ __forceinline__ void wgmma_produce(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, const void* tokens,
-                                              int64_t k_tiles, int rows, WgmmaRing& ring FP4MOE_PROF_ARG) {
+                                              const TmaMap* token_map, int token_row, int64_t k_tiles, int rows,
+                                              WgmmaRing& ring FP4MOE_PROF_ARG) {
   const int width = wgmma_width<kN>(rows);
-  WgmmaSources<kN> s = wgmma_sources(smem, w, tokens);
+  WgmmaSources<kN> s = wgmma_sources<kTmaTokens>(smem, w, tokens);
   for (int64_t c = 0; c < k_tiles; ++c) {
     FP4MOE_PROF_CLOCK(t0);
     mbarrier_wait_parity(&smem.empty[ring.slot], ring.phase ^ 1u);
     FP4MOE_PROF_CLOCK(t1);
-    wgmma_load_chunk(smem, s, width, ring.slot);
+    if constexpr (kTmaTokens) {
+      if (wgmma_thread() == 0) {
+        mbarrier_arrive_expect_tx(&smem.full[ring.slot], uint32_t(width * kWgmmaChunkBytes));
+        for (int b = 0; b < width / kWgmmaTokenBoxRows; ++b) {
+          tma_load_2d(smem.pipe.tokens[ring.slot] + b * kWgmmaTokenBoxRows * kWgmmaChunkBytes, token_map,
+                      int(c) * format::kFragK, token_row + b * kWgmmaTokenBoxRows, &smem.full[ring.slot]);
+        }
+      }
+    }
+    wgmma_load_chunk<kTmaTokens>(smem, s, width, ring.slot);
     cp_async_mbarrier_arrive_noinc(&smem.full[ring.slot]);
     wgmma_next_sources(s);
     ring.advance();

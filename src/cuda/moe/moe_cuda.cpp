@@ -227,6 +227,7 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f2.weight_rows_per_block = fc2_rows_per_block;
   f2.weight_stages = fc2_stages;
   f2.h = f1.h;
+  f2.h_rows = pairs;
   f2.w4a4 = w4a4;
   f2.gs2 = m.gs2;
   f2.w2 = m.experts.w2;
