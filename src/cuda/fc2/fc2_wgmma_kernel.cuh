@@ -29,8 +29,9 @@ using Fc2Smem = WgmmaSmem<kN, Fc2Stage>;
 
 // FC2's h rows of a work tile are contiguous (sorted rows row_begin..), so 128- and 160-row tiles bring them by tensor
 // copies of h_map (kWgmmaTokenBoxRows rows × 64 columns per box; rows past P arrive as zeros and feed no output):
-// 0-3 % off the layer at T ≥ 4096, 6 % at gpt-oss-120b (bench/NOTES.md, session 20). 64-row tiles (32 rows per expert: deepseek-v3 and
-// gpt-oss-120b at T = 1024) were 2-3 % slower that way, so they gather h by cp.async through the row table.
+// 0-3 % off the layer at T ≥ 4096, 6 % at gpt-oss-120b (bench/NOTES.md, session 20). 64-row tiles (32 rows per
+// expert: deepseek-v3 and gpt-oss-120b at T = 1024) were 1-3 % slower that way, so they gather h by cp.async through
+// the row table.
 template <int kN>
 inline constexpr bool kFc2HByTma = kN >= 128;
 
