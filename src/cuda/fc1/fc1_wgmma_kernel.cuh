@@ -174,7 +174,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1) fc1_wgmma_kernel(Fc1Params p
   griddep_wait();
   griddep_launch_dependents();
   wgmma_persistent_block(
-      smem, p.work, fc1_wgmma_block_groups<kGated>(p), p.w13.k_tiles, wgmma_full_arrivals<false>,
+      smem, p.work, fc1_wgmma_block_groups<kGated>(p), p.w13.k_tiles,
       [&](const RouteTile& tile, int64_t block_group, WgmmaRing& ring FP4MOE_PROF_ARG) {
         fc1_wgmma_produce<kGated, kN>(p, tile, block_group, smem, ring FP4MOE_PROF_PASS);
       },

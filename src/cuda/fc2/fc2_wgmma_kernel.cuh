@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, 1)
   griddep_wait();
   griddep_launch_dependents();
   wgmma_persistent_block(
-      smem, p.work, (p.hidden + kWgmmaRows - 1) / kWgmmaRows, p.w2.k_tiles, wgmma_full_arrivals<kFc2HByTma<kN>>,
+      smem, p.work, (p.hidden + kWgmmaRows - 1) / kWgmmaRows, p.w2.k_tiles,
       [&](const RouteTile& tile, int64_t block_group, WgmmaRing& ring FP4MOE_PROF_ARG) {
         fc2_wgmma_produce<kN>(p, h_map, tile, block_group, smem, ring FP4MOE_PROF_PASS);
       },

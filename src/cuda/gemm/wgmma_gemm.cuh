@@ -7,11 +7,10 @@
 // Block: three warpgroups (384 threads), warp-specialized. Warpgroup 0 is the producer: it gathers each 64-k chunk
 // of the kN token rows (cp.async; FC2's contiguous h rows by tensor copies; stored 128-byte swizzled in the MMA k
 // order, fragment_k_slot) and the chunk of the 16 weight tiles (codes + scales, cp.async) into one of kWgmmaStages
-// slots. Warpgroups 1 and 2 are the consumers: each
-// owns 128 weight rows (8 fragment tiles, two 64-row wgmma A operands), decodes its tiles in registers
-// (fragment_decode.cuh: a lane's 16 code bytes are its A registers of 4 k16 steps) and issues one wgmma per half and
-// k16 step with the slot's token rows as the shared-memory B operand. Both consumers read the same token tile, so
-// each token byte fetched from L2 feeds 256 weight rows.
+// slots. Warpgroups 1 and 2 are the consumers: each owns 128 weight rows (8 fragment tiles, two 64-row wgmma A
+// operands), decodes its tiles in registers (fragment_decode.cuh: a lane's 16 code bytes are its A registers of 4
+// k16 steps) and issues one wgmma per half and k16 step with the slot's token rows as the shared-memory B operand.
+// Both consumers read the same token tile, so each token byte fetched from L2 feeds 256 weight rows.
 // Slots hand over through mbarriers: full (the producer's copies landed) and empty (every consumer thread retired
 // its wgmmas on the slot). The consumers are not tied to each other, so one's decode can run during the other's
 // wgmmas (measured: only in part, bench/NOTES.md).
@@ -72,7 +71,7 @@ struct WgmmaSmem {
   static_assert(kN == 64 || kN == 128 || kN == 160, "work tiles of 64, 128 or 160 rows");
   WgmmaPipe<kN> pipe;
   Stage stage[kWgmmaConsumers];  // each consumer's epilogue scratch (the slots hold the next item meanwhile)
-  uint64_t full[kWgmmaStages];   // the producer's copies of the slot landed (128 arrivals)
+  uint64_t full[kWgmmaStages];   // the producer's copies of the slot landed (128 arrivals; tensor copies' bytes)
   uint64_t empty[kWgmmaStages];  // every consumer thread retired its wgmmas on the slot (256 arrivals)
   uint32_t rows[kN];             // start of each token row: 16-byte units from the token matrix (wgmma_produce)
 };
@@ -124,11 +123,11 @@ __device__ __forceinline__ WgmmaWeights wgmma_weights(const FragMatrix& m, int64
 
 // Barriers initialized and visible to the block (call from every thread before the roles split).
 template <class Smem>
-__device__ __forceinline__ void wgmma_pipeline_init(Smem& smem, uint32_t full_arrivals) {
+__device__ __forceinline__ void wgmma_pipeline_init(Smem& smem) {
   if (threadIdx.x == 0) {
 #pragma unroll
     for (int s = 0; s < kWgmmaStages; ++s) {
-      mbarrier_init(&smem.full[s], full_arrivals);
+      mbarrier_init(&smem.full[s], 128);
       mbarrier_init(&smem.empty[s], 128 * kWgmmaConsumers);
     }
     fence_barrier_init();
@@ -233,14 +232,11 @@ __device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, con
 // it. The first round's waits pass at once: a fresh barrier counts the phase before its first as complete.
 // Token rows: gathered by every thread with cp.async (smem.rows filled with offsets into `tokens` and visible to the
 // producer before the call), or, with kTmaTokens (contiguous rows from token_row on: FC2's h), brought by thread 0 in
-// tensor copies of kWgmmaTokenBoxRows rows from `token_map` (tma_map.hpp), counted in bytes on the full barrier, which
-// then takes one more arrival per phase (wgmma_full_arrivals). FC2's h by tensor copies (fc2_wgmma_kernel.cuh:
-// kFc2HByTma) leaves a producer thread 4.5 copies per chunk instead of 14.5.
+// tensor copies of kWgmmaTokenBoxRows rows from `token_map` (tma_map.hpp). Their bytes are counted on the full
+// barrier: thread 0 raises its byte count before the copies, and its arrival stays the one of its cp.async. FC2's h
+// by tensor copies (fc2_wgmma_kernel.cuh: kFc2HByTma) leaves a producer thread 4.5 copies per chunk instead of 14.5.
 inline constexpr int kWgmmaTokenBoxRows = 32;
 static_assert(kWgmmaTokenBoxRows * kWgmmaChunkBytes % 1024 == 0, "token boxes keep the 128-byte swizzle's alignment");
-
-template <bool kTmaTokens>
-inline constexpr uint32_t wgmma_full_arrivals = kTmaTokens ? 128 + 1 : 128;
 
 template <bool kTmaTokens, int kN, class Stage>
 __device__ __forceinline__ void wgmma_produce(WgmmaSmem<kN, Stage>& smem, const WgmmaWeights& w, const void* tokens,
@@ -254,7 +250,7 @@ __device__ __forceinline__ void wgmma_produce(WgmmaSmem<kN, Stage>& smem, const 
     FP4MOE_PROF_CLOCK(t1);
     if constexpr (kTmaTokens) {
       if (wgmma_thread() == 0) {
-        mbarrier_arrive_expect_tx(&smem.full[ring.slot], uint32_t(width * kWgmmaChunkBytes));
+        mbarrier_expect_tx(&smem.full[ring.slot], uint32_t(width * kWgmmaChunkBytes));
         for (int b = 0; b < width / kWgmmaTokenBoxRows; ++b) {
           tma_load_2d(smem.pipe.tokens[ring.slot] + b * kWgmmaTokenBoxRows * kWgmmaChunkBytes, token_map,
                       int(c) * format::kFragK, token_row + b * kWgmmaTokenBoxRows, &smem.full[ring.slot]);

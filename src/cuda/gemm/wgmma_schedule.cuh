@@ -22,16 +22,15 @@ __device__ __forceinline__ void wgmma_for_each_item(const WorkTiles& work, int64
   }
 }
 
-// The whole block's work (call from every thread): the barriers (each slot's full barrier takes full_arrivals per
-// phase: wgmma_full_arrivals), then per item the producer warpgroup runs
+// The whole block's work (call from every thread): the barriers, then per item the producer warpgroup runs
 // produce(tile, block_group, ring) and each consumer warpgroup the main loop over k_tiles chunks followed by
 // epilogue(tile, group, acc) for its output group 2·block_group + consumer, each role with its register budget.
 // `ring` runs on over all of the role's items (WgmmaRing).
 template <int kN, class Stage, class Produce, class Epilogue>
 __device__ __forceinline__ void wgmma_persistent_block(WgmmaSmem<kN, Stage>& smem, const WorkTiles& work,
-                                                       int64_t block_groups, int64_t k_tiles, uint32_t full_arrivals,
-                                                       Produce&& produce, Epilogue&& epilogue) {
-  wgmma_pipeline_init(smem, full_arrivals);
+                                                       int64_t block_groups, int64_t k_tiles, Produce&& produce,
+                                                       Epilogue&& epilogue) {
+  wgmma_pipeline_init(smem);
   WgmmaRing ring;
 #if defined(FP4MOE_WGMMA_PROFILE)
   WgmmaProf prof;
