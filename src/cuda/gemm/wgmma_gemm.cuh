@@ -340,29 +340,62 @@ __device__ __forceinline__ void wgmma_release_chunk(WgmmaSmem<kN, Stage>& smem, 
   mbarrier_arrive(&smem.empty[slot]);
 }
 
+// Slot release: with 64-row tiles a chunk's slot goes back to the producer only after the next chunk is decoded,
+// so the producer's refill (a burst of cp.async from 128 threads) runs while the consumers issue wgmmas rather than
+// while their decode loads compete with it for the load/store pipe: 1.5-3 % off the layer at 32 rows per expert
+// (deepseek-v3 and gpt-oss-120b T=1024, qwen3-235b T=512, mixtral T=128). Wider tiles lose 4-11 % that way
+// (mixtral T=256, qwen3-30b T=1024-16384, deepseek-v3 T=4096): their slots are 20-29 KB, and holding one more of
+// the 5 shortens the producer's lead (bench/NOTES.md, session 21).
+template <int kN>
+inline constexpr bool kWgmmaLateRelease = kN == 64;
+
+// One chunk's wgmmas issued and retired, the accumulators kept in place.
+template <int kN, int kWidth, class Stage>
+__device__ __forceinline__ void wgmma_run_chunk(WgmmaSmem<kN, Stage>& smem, int slot, const WgmmaChunkA& a,
+                                                WgmmaAcc<kN>& acc FP4MOE_PROF_ARG) {
+  // The hardware reads A registers and writes the accumulators after issue, so the chunk retires (wait) before the
+  // loop moves on; the other consumer keeps the tensor cores busy meanwhile. Measured alternatives, all slower: two
+  // A buffers with wait_group 1 (7 % at qwen3-30b T=1024), a fence and issue per k16 step, and A decoded into shared
+  // memory for wgmmas with both operands there (session 21).
+  FP4MOE_PROF_CLOCK(t0);
+  wgmma_issue_chunk<kN, kWidth>(smem, slot, a, acc);
+  FP4MOE_PROF_CLOCK(t1);
+  wgmma_wait<0>();
+  FP4MOE_PROF_CLOCK(t2);
+  FP4MOE_PROF_ADD(2, t1 - t0);
+  FP4MOE_PROF_ADD(3, t2 - t1);
+  FP4MOE_PROF_ADD(5, 1);
+  wgmma_hold_a(a);
+#pragma unroll
+  for (int h = 0; h < kWgmmaHalves; ++h) wgmma_hold(acc[h]);
+}
+
 // Consumer main loop with wgmmas of token width kWidth (the accumulators of later tokens stay zero).
 template <int kN, int kWidth, class Stage>
 __device__ __forceinline__ void wgmma_consume_width(WgmmaSmem<kN, Stage>& smem, int64_t k_tiles, WgmmaAcc<kN>& acc,
                                                     WgmmaRing& ring FP4MOE_PROF_ARG) {
-  for (int left = int(k_tiles); left > 0; --left) {  // K / 64 chunks: 32 bits, a register less across the loop
-    // The hardware reads A registers and writes the accumulators after issue, so the chunk retires (wait) before
-    // the loop moves on; the other consumer keeps the tensor cores busy meanwhile. Measured alternatives, both
-    // slower: two A buffers with wait_group 1 (7 % at qwen3-30b T=1024), and a fence and issue per k16 step.
+  if constexpr (kWgmmaLateRelease<kN>) {
     WgmmaChunkA a;
     wgmma_take_chunk(smem, ring, a FP4MOE_PROF_PASS);
-    FP4MOE_PROF_CLOCK(t0);
-    wgmma_issue_chunk<kN, kWidth>(smem, ring.slot, a, acc);
-    FP4MOE_PROF_CLOCK(t1);
-    wgmma_wait<0>();
-    FP4MOE_PROF_CLOCK(t2);
-    FP4MOE_PROF_ADD(2, t1 - t0);
-    FP4MOE_PROF_ADD(3, t2 - t1);
-    FP4MOE_PROF_ADD(5, 1);
-    wgmma_hold_a(a);
-#pragma unroll
-    for (int h = 0; h < kWgmmaHalves; ++h) wgmma_hold(acc[h]);
-    wgmma_release_chunk(smem, ring.slot);
-    ring.advance();
+    for (int left = int(k_tiles) - 1;; --left) {  // K / 64 chunks: 32 bits, a register less across the loop
+      wgmma_run_chunk<kN, kWidth>(smem, ring.slot, a, acc FP4MOE_PROF_PASS);
+      const int done = ring.slot;
+      ring.advance();
+      if (left == 0) {
+        wgmma_release_chunk(smem, done);
+        return;
+      }
+      wgmma_take_chunk(smem, ring, a FP4MOE_PROF_PASS);
+      wgmma_release_chunk(smem, done);
+    }
+  } else {
+    for (int left = int(k_tiles); left > 0; --left) {
+      WgmmaChunkA a;
+      wgmma_take_chunk(smem, ring, a FP4MOE_PROF_PASS);
+      wgmma_run_chunk<kN, kWidth>(smem, ring.slot, a, acc FP4MOE_PROF_PASS);
+      wgmma_release_chunk(smem, ring.slot);
+      ring.advance();
+    }
   }
 }
 

@@ -50,12 +50,15 @@ __device__ __forceinline__ void wgmma_persistent_block(WgmmaSmem<kN, Stage>& sme
   }
   warpgroup_reg_alloc<kWgmmaConsumerRegs>();
   wgmma_for_each_item(work, block_groups, [&](const RouteTile& tile, int64_t block_group) {
+    FP4MOE_PROF_CLOCK(ti0);
     WgmmaAcc<kN> acc;
     wgmma_consume(smem, k_tiles, tile.row_end - tile.row_begin, acc, ring FP4MOE_PROF_PASS);
     FP4MOE_PROF_CLOCK(te0);
+    FP4MOE_PROF_ADD(7, te0 - ti0);
     epilogue(tile, kWgmmaConsumers * block_group + wgmma_consumer(), acc);
     FP4MOE_PROF_CLOCK(te1);
     FP4MOE_PROF_ADD(4, te1 - te0);
+    FP4MOE_PROF_ADD(6, te1 - ti0);
   });
 #if defined(FP4MOE_WGMMA_PROFILE)
   wgmma_prof_report(prof, start, "cons", kN, k_tiles);
