@@ -272,7 +272,6 @@ TEST(MoeGpuTileHandoff, EveryCallMatchesTheReferenceAndRepeatsBitwise) {
   }
 }
 
-
 // ---- wgmma path: a consumer without an output group -----------------------------------------------------------------
 
 // The wgmma kernels (sm_90a) give each block two output groups, one per consumer warpgroup. Where the group count is
