@@ -1,10 +1,13 @@
 // Fragment-tile weight layout (see fragment_layout.hpp): packing from linear storage and element lookup.
 #include "format/fragment_layout.hpp"
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "fp4moe/error.hpp"
+#include "fp4moe/nvfp4.hpp"
 
 namespace fp4moe::format {
 
@@ -27,6 +30,28 @@ size_t word_offset(const FragSlot& p) { return size_t(p.tile) * kFragCodeBytes +
 size_t scale_offset(const FragSlot& p) { return size_t(p.tile) * kFragScaleBytes + size_t(p.lane) * 2 + size_t(p.row_half); }
 
 }  // namespace
+
+uint8_t frag_scale_code(uint8_t e4m3) {
+  const uint8_t magnitude = e4m3 & 0x7fu;
+  if (magnitude == 0x7fu) return 0xffu;
+  if (magnitude == 0) return 0;
+  int e = 0;
+  const float f = std::frexp(e4m3_to_float(magnitude), &e);  // |sf| = 2f · 2^(e-1), 2f in [1, 2)
+  const int m = int(std::lround((2.0f * f - 1.0f) * 8.0f));
+  return uint8_t(8 * (e - 1 + 20) + m);
+}
+
+float frag_scale_code_value(uint8_t code) {
+  if (code == 0xffu) return std::numeric_limits<float>::quiet_NaN();
+  return std::ldexp(1.0f + float(code % 8) / 8.0f, code / 8 - 20);
+}
+
+uint8_t frag_code_pair(uint8_t pair, uint8_t e4m3) {
+  const uint8_t magnitude = e4m3 & 0x7fu;
+  if (magnitude == 0x7fu) return pair;               // NaN: every product is NaN whatever the code
+  if (e4m3 & 0x80u) pair ^= 0x88u;                   // sf < 0 (or −0): e2m1 · sf = (−e2m1) · |sf|
+  return magnitude == 0 ? uint8_t(pair & 0x88u) : pair;  // sf = ±0: signed zeros
+}
 
 FragShape frag_shape(int64_t rows, int64_t k, int64_t row_align) {
   FP4MOE_CHECK(row_align > 0 && row_align % kFragRows == 0, "row_align must be a positive multiple of 16");
@@ -57,9 +82,16 @@ void pack_fragment_tiles(const uint8_t* codes, const uint8_t* scales, const Frag
     }
     return t;
   }();
+  static const auto scale_codes = [] {
+    std::vector<uint8_t> t(256);
+    for (int b = 0; b < 256; ++b) t[size_t(b)] = frag_scale_code(uint8_t(b));
+    return t;
+  }();
   const int64_t row_bytes = s.k / 2, row_scales = s.k / 16;
-  // A code byte pair (elements k, k+1) of row r, or 0 in the padding.
-  auto byte_at = [&](int64_t r, int64_t k) -> uint8_t { return r < s.rows && k < s.k ? codes[r * row_bytes + k / 2] : 0; };
+  // A code byte pair (elements k, k+1) of row r as the tiles hold it for its block's scale, or 0 in the padding.
+  auto byte_at = [&](int64_t r, int64_t k) -> uint8_t {
+    return r < s.rows && k < s.k ? frag_code_pair(codes[r * row_bytes + k / 2], scales[r * row_scales + k / 16]) : 0;
+  };
 #pragma omp parallel for schedule(static)
   for (int64_t tile = 0; tile < s.tiles(); ++tile) {
     const int64_t r0 = (tile / s.k_tiles) * kFragRows, k0 = (tile % s.k_tiles) * kFragK;
@@ -75,7 +107,7 @@ void pack_fragment_tiles(const uint8_t* codes, const uint8_t* scales, const Frag
       for (int half = 0; half < 2; ++half) {
         const int64_t r = r0 + g + 8 * half, k = k0 + 16 * t;
         dst_scales[size_t(tile) * kFragScaleBytes + size_t(lane) * 2 + size_t(half)] =
-            r < s.rows && k < s.k ? scales[r * row_scales + k / 16] : 0;
+            r < s.rows && k < s.k ? scale_codes[scales[r * row_scales + k / 16]] : 0;
       }
     }
   }

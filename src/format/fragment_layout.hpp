@@ -13,7 +13,10 @@
 //   reg 3 (row g+8, k+2/k+3): lo m@13 e0@14 e1@10 s@11, hi = lo + 16     → ((w >> 7) & 0x00D800D8) · 0x821 & kFragMask
 // Each result is a BF16 pair whose bits are the code's magnitude bits in the lowest exponent bits and the top
 // mantissa bit: the value is e2m1 · 2^-126 (codes with e = 0 land on BF16 subnormals, as they should).
-// Rows are padded to the tile multiple `row_align` and K to a multiple of 64 with zero codes and zero scales.
+// Scales are stored as scale codes (frag_scale_code), not E4M3 bytes: a kernel makes the BF16 pair of |sf| · 2^117
+// from one with a single integer multiply-add. The sign of a scale moves into its block's codes, and a zero scale
+// zeroes their magnitudes (frag_code_pair), so every dequantized value e2m1 · sf, ±0 and NaN included, is unchanged.
+// Rows are padded to the tile multiple `row_align` and K to a multiple of 64 with zero codes (and scale code 0).
 #pragma once
 
 #include <cstdint>
@@ -39,6 +42,17 @@ constexpr int fragment_k_slot(int l) {
   return 16 * s + 8 * (i / 2) + 2 * t + i % 2;
 }
 
+// The scale code of an E4M3 block scale sf: 8 · (e + 20) + m where |sf| = 2^e · (1 + m/8) (subnormals normalized,
+// e in -9..8), 0xFF for NaN, 0 for ±0 (whose blocks have zero codes). As a 16-bit pattern, code · 16 + 0x7000 is
+// the BF16 |sf| · 2^117 (exponent field 224 + code / 8: 235..252, or 255 for NaN).
+uint8_t frag_scale_code(uint8_t e4m3);
+// The value of a scale code: |sf| (2^-20 for code 0), NaN for 0xFF.
+float frag_scale_code_value(uint8_t code);
+// A byte of two E2M1 codes of one block as the tiles hold it, for the block's E4M3 scale: signs flipped where the
+// scale is negative, magnitudes zeroed where it is ±0 (each code's value times frag_scale_code_value is then
+// e2m1 · sf, signed zeros included).
+uint8_t frag_code_pair(uint8_t pair, uint8_t e4m3);
+
 // Shape of one expert matrix in fragment tiles.
 struct FragShape {
   int64_t rows = 0, k = 0;    // logical
@@ -58,7 +72,7 @@ FragShape frag_shape(int64_t rows, int64_t k, int64_t row_align);
 void pack_fragment_tiles(const uint8_t* codes, const uint8_t* scales, const FragShape& shape, uint8_t* dst_codes,
                          uint8_t* dst_scales);
 
-// The inverse (for tests): the 4-bit code and the scale byte of logical element (row, k).
+// The inverse (for tests): the 4-bit code (frag_code_pair) and the scale code of logical element (row, k).
 uint8_t fragment_code(const uint8_t* tile_codes, const FragShape& shape, int64_t row, int64_t k);
 uint8_t fragment_scale(const uint8_t* tile_scales, const FragShape& shape, int64_t row, int64_t k);
 

@@ -1,6 +1,7 @@
-// The CUDA backend's fragment-tile weight layout: packing is a permutation (every element and scale found where
-// the lookup says, padding zero), and the integer decode the kernels run (mirrored here op for op) turns each
-// word into BF16 pairs worth exactly e2m1 · 2^-126 for every code in every register slot.
+// The CUDA backend's fragment-tile weight layout: packing is a permutation (every element found where the lookup
+// says, with its dequantized value e2m1 · sf unchanged for every scale byte, padding zero), the integer decode the
+// kernels run (mirrored here op for op) turns each word into BF16 pairs worth exactly e2m1 · 2^-126 for every code
+// in every register slot, and every scale code gives the BF16 |sf| · 2^117 with one multiply-add.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,8 +29,21 @@ void decode_word(uint32_t w, uint32_t (&r)[4]) {
   r[3] = (((w >> 7) & 0x00D800D8u) * 0x821u) & kMask;
 }
 
+// frag_scale_pair of cuda/common/fragment_decode.cuh, on the host.
+uint32_t scale_pair(uint32_t code) { return code * 0x00100010u + 0x70007000u; }
+
+uint32_t float_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+// Equal bit for bit (so zeros of the same sign), or both NaN.
+bool same_value(float a, float b) { return std::isnan(a) ? std::isnan(b) : float_bits(a) == float_bits(b); }
+
 double bf16_value(uint16_t bits) {
   const int sign = bits >> 15, exp = (bits >> 7) & 0xff, mant = bits & 0x7f;
+  if (exp == 0xff) return mant != 0 ? std::nan("") : (sign ? -HUGE_VAL : HUGE_VAL);
   const double v = exp == 0 ? std::ldexp(mant / 128.0, -126) : std::ldexp(1.0 + mant / 128.0, exp - 127);
   return sign ? -v : v;
 }
@@ -60,6 +74,44 @@ TEST(FragmentLayout, DecodeGivesEveryCodeInEveryRegisterSlot) {
   }
 }
 
+TEST(FragmentLayout, ScaleCodesGiveTheScaleInBothHalvesOfOneMultiplyAdd) {
+  for (int b = 0; b < 256; ++b) {
+    const uint8_t code = format::frag_scale_code(uint8_t(b));
+    const float sf = e4m3_to_float(uint8_t(b));
+    const uint32_t pair = scale_pair(code);
+    EXPECT_EQ(pair >> 16, pair & 0xffffu) << "byte " << b;
+    const double v = bf16_value(uint16_t(pair));
+    if (std::isnan(sf)) {
+      EXPECT_EQ(code, 0xffu);
+      EXPECT_TRUE(std::isnan(v)) << "byte " << b;
+    } else if (sf == 0.0f) {
+      EXPECT_EQ(code, 0u) << "byte " << b;
+    } else {
+      EXPECT_EQ(v, std::ldexp(double(std::fabs(sf)), 117)) << "byte " << b;
+      EXPECT_EQ(format::frag_scale_code_value(code), std::fabs(sf)) << "byte " << b;
+    }
+  }
+}
+
+TEST(FragmentLayout, CodePairsKeepEveryDequantizedValue) {
+  // e2m1 · sf for every code and every scale byte (negative scales, ±0, subnormals, NaN), signed zeros included.
+  int zeros_checked = 0;
+  for (int b = 0; b < 256; ++b) {
+    const uint8_t code_sf = format::frag_scale_code(uint8_t(b));
+    for (int pair = 0; pair < 256; ++pair) {
+      const uint8_t stored = format::frag_code_pair(uint8_t(pair), uint8_t(b));
+      for (int half = 0; half < 2; ++half) {
+        const uint8_t c = uint8_t((pair >> (4 * half)) & 0xf), sc = uint8_t((stored >> (4 * half)) & 0xf);
+        const float want = e2m1_to_float(c) * e4m3_to_float(uint8_t(b));
+        const float got = e2m1_to_float(sc) * format::frag_scale_code_value(code_sf);
+        EXPECT_TRUE(same_value(got, want)) << "byte " << b << " code " << int(c) << ": " << got << " vs " << want;
+        zeros_checked += want == 0.0f;
+      }
+    }
+  }
+  EXPECT_GT(zeros_checked, 0);
+}
+
 TEST(FragmentLayout, BitPositionsTileTheWord) {
   uint32_t seen = 0;
   for (int reg = 0; reg < 4; ++reg) {
@@ -87,7 +139,7 @@ TEST_P(FragmentPackTest, PackIsAPermutationWithZeroPadding) {
   std::mt19937_64 rng(seed);
   std::vector<uint8_t> codes(size_t(rows * k / 2)), scales(size_t(rows * k / 16));
   for (auto& c : codes) c = uint8_t(rng());
-  for (auto& s : scales) s = uint8_t(rng() % 0x7f);
+  for (auto& s : scales) s = uint8_t(rng());  // every byte: negative, ±0, subnormal and NaN scales
   const FragShape shape = format::frag_shape(rows, k, align);
   EXPECT_EQ(shape.row_tiles * 16 % align, 0);
   EXPECT_GE(shape.row_tiles * 16, rows);
@@ -97,10 +149,12 @@ TEST_P(FragmentPackTest, PackIsAPermutationWithZeroPadding) {
   for (int64_t r = 0; r < shape.row_tiles * 16; ++r) {
     for (int64_t kk = 0; kk < shape.k_tiles * 64; ++kk) {
       const bool real = r < rows && kk < k;
-      const uint8_t want = real ? fp4_get(codes.data() + r * k / 2, kk) : 0;
-      const uint8_t want_sf = real ? scales[size_t(r * k / 16 + kk / 16)] : 0;
+      const uint8_t sf = real ? scales[size_t(r * k / 16 + kk / 16)] : 0;
+      const uint8_t code = real ? fp4_get(codes.data() + r * k / 2, kk) : 0;
+      const uint8_t want = uint8_t((format::frag_code_pair(uint8_t(code | code << 4), sf)) & 0xf);
       ASSERT_EQ(format::fragment_code(tc.data(), shape, r, kk), want) << "row " << r << " k " << kk;
-      ASSERT_EQ(format::fragment_scale(ts.data(), shape, r, kk), want_sf) << "row " << r << " k " << kk;
+      ASSERT_EQ(format::fragment_scale(ts.data(), shape, r, kk), format::frag_scale_code(sf))
+          << "row " << r << " k " << kk;
     }
   }
 }
@@ -113,6 +167,7 @@ TEST(FragmentLayout, LaneBytesAreTheMmaFragments) {
   const int64_t kk = 16 * t + 4 * s;
   codes[size_t((g + 8) * k / 2 + (kk + 3) / 2)] = uint8_t(0x7 << 4);  // row g+8, k+3 = 6.0 → register 3, high
   scales[size_t(g * k / 16 + t)] = 0x38;
+  scales[size_t((g + 8) * k / 16 + t)] = 0x38;  // a zero scale would zero the code (frag_code_pair)
   const FragShape shape = format::frag_shape(rows, k, 16);
   std::vector<uint8_t> tc(size_t(shape.code_bytes())), ts(size_t(shape.scale_bytes()));
   format::pack_fragment_tiles(codes.data(), scales.data(), shape, tc.data(), ts.data());
@@ -122,7 +177,8 @@ TEST(FragmentLayout, LaneBytesAreTheMmaFragments) {
   decode_word(w, r);
   EXPECT_EQ(bf16_value(uint16_t(r[3] >> 16)), std::ldexp(6.0, -126));
   EXPECT_EQ(r[0] | r[1] | r[2] | (r[3] & 0xffffu), 0u);
-  EXPECT_EQ(ts[size_t((4 * g + t) * 2)], 0x38);  // row g scale at byte 2·lane
+  EXPECT_EQ(ts[size_t((4 * g + t) * 2)], format::frag_scale_code(0x38));  // row g scale at byte 2·lane
+  EXPECT_EQ(format::frag_scale_code_value(format::frag_scale_code(0x38)), 1.0f);
 }
 
 TEST(FragmentLayout, MmaKOrderMatchesTheARegisters) {

@@ -1,10 +1,14 @@
 // Device side of the fragment-tile weight layout (format/fragment_layout.hpp): FP4 codes → BF16 MMA operands.
 //
 // A lane's 4-byte word holds the 8 codes of one m16n8k16 A fragment; frag_decode_word turns it into 4 BF16 pairs
-// with 1-4 integer ops each (value e2m1 · 2^-126), and one BF16 multiply by the block scale taken as sf · 2^117
-// gives e2m1 · sf · 2^-9: exact (at most 6 significant bits, far from the BF16 range ends). Kernels that feed these
-// operands to the MMA multiply the fp32 result by 2^9, which is exact, so the dot products equal those of the
-// exactly dequantized weights (spec §4) up to the fp32 summation order.
+// with 1-4 integer ops each (value e2m1 · 2^-126), and one BF16 multiply by the block scale taken as |sf| · 2^117
+// (made from the tile's scale code with one integer multiply-add, frag_scale_pair) gives e2m1 · sf · 2^-9: exact (at
+// most 6 significant bits, far from the BF16 range ends; the scale's sign is in the codes). Kernels that feed these
+// operands to the MMA multiply the fp32 result by 2^9, which is exact, so the dot products equal those of the exactly
+// dequantized weights (spec §4) up to the fp32 summation order.
+// In the wgmma kernels the consumers' decode is bound by instruction issue, most of it integer ops: the scale
+// codes took about 20 of the 170-180 instructions a warp spent per chunk (bench/NOTES.md, session 22). Doing r[3]'s
+// shift as a multiply (mul.hi, off the ALU pipe) was slower, and made ptxas serialize the 64-row gated FC1's wgmmas.
 #pragma once
 
 #include <cstdint>
@@ -26,20 +30,6 @@ __device__ __forceinline__ void frag_decode_word(uint32_t w, uint32_t (&r)[4]) {
   r[3] = (((w >> 7) & 0x00D800D8u) * 0x821u) & kMask;
 }
 
-// An E4M3 scale byte as fp32 sf · 2^117 (exact: the byte's bits placed in an fp32 give sf · 2^-120, subnormal
-// scales included, and two power-of-two multiplies move it up without rounding).
-__device__ __forceinline__ float frag_scale_value(uint32_t byte) {
-  const float raw = __uint_as_float(((byte & 0x7Fu) << 20) | ((byte & 0x80u) << 24));
-  return __fmul_rn(__fmul_rn(raw, 0x1p118f), 0x1p119f);
-}
-
-// Both halves = v (exact: v has at most 4 significant bits).
-__device__ __forceinline__ uint32_t bf16x2_splat(float v) {
-  uint32_t r;
-  asm("cvt.rn.bf16x2.f32 %0, %1, %1;\n" : "=r"(r) : "f"(v));
-  return r;
-}
-
 // Elementwise BF16 product, round to nearest (exact for the operands used here).
 __device__ __forceinline__ uint32_t bf16x2_mul(uint32_t a, uint32_t b) {
   uint32_t r;
@@ -51,12 +41,18 @@ __device__ __forceinline__ uint32_t bf16x2_mul(uint32_t a, uint32_t b) {
   return r;
 }
 
-// Scales of a lane in one tile: row g and row g+8 (low and high byte of `two`) as BF16 pairs sf · 2^117.
+// A scale code (format::frag_scale_code) as the BF16 pair (|sf| · 2^117, |sf| · 2^117): the code times 16 is the
+// BF16's exponent field less 224 and its top three mantissa bits, so one multiply-add builds both halves (where the
+// E4M3 byte took masks, shifts, two fp32 multiplies and a conversion).
+__device__ __forceinline__ uint32_t frag_scale_pair(uint32_t code) { return code * 0x00100010u + 0x70007000u; }
+
+// Scales of a lane in one tile: row g and row g+8 (low and high byte of `two`, a 16-bit load of scale codes) as
+// BF16 pairs.
 struct FragScale {
   uint32_t row_lo, row_hi;
 };
 __device__ __forceinline__ FragScale frag_scale(uint32_t two) {
-  return {bf16x2_splat(frag_scale_value(two & 0xffu)), bf16x2_splat(frag_scale_value((two >> 8) & 0xffu))};
+  return {frag_scale_pair(two & 0xffu), frag_scale_pair(two >> 8)};
 }
 
 // A fragment (4 regs) of one MMA step from a lane's word: e2m1 · sf · 2^-9 in BF16.
