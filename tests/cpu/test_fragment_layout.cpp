@@ -32,14 +32,8 @@ void decode_word(uint32_t w, uint32_t (&r)[4]) {
 // frag_scale_pair of cuda/common/fragment_decode.cuh, on the host.
 uint32_t scale_pair(uint32_t code) { return code * 0x00100010u + 0x70007000u; }
 
-uint32_t float_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-
 // Equal bit for bit (so zeros of the same sign), or both NaN.
-bool same_value(float a, float b) { return std::isnan(a) ? std::isnan(b) : float_bits(a) == float_bits(b); }
+bool same_value(float a, float b) { return is_nan(a) ? is_nan(b) : float_bits(a) == float_bits(b); }
 
 double bf16_value(uint16_t bits) {
   const int sign = bits >> 15, exp = (bits >> 7) & 0xff, mant = bits & 0x7f;
