@@ -34,6 +34,16 @@ inline constexpr bool kHasBulkCopy = false;
 
 __device__ __forceinline__ uint32_t smem_address(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
 
+// Stores four 8x8 BF16 matrices from registers in the mma fragment order (lane 4·g + t holds row g, columns 2t and
+// 2t + 1 of matrix i in r[i]); lane l gives the shared address of row l % 8 of matrix l / 8 (16 bytes). sm_90+.
+__device__ __forceinline__ void stmatrix_x4(uint32_t address, const uint32_t (&r)[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(address), "r"(r[0]),
+               "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
+#endif
+}
+
 // A shared-memory barrier that `count` threads arrive on once per phase.
 __device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t count) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
