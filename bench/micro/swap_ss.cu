@@ -23,6 +23,7 @@
 #include "cuda/common/fragment_decode.cuh"
 #include "cuda/common/ptx.cuh"
 #include "cuda/common/wgmma.cuh"
+#include "sm90_device.hpp"
 
 namespace fp4moe::cuda {
 namespace {
@@ -213,6 +214,8 @@ void run(const char* name, const uint8_t* tokens, const uint8_t* weights, size_t
   }
   float ms = 0;
   cudaEventElapsedTime(&ms, e0, e1);
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
   int64_t cycles[1024];
   cudaMemcpy(cycles, d_cycles, sizeof(int64_t) * blocks, cudaMemcpyDeviceToHost);
   double sum = 0;
@@ -228,11 +231,8 @@ void run(const char* name, const uint8_t* tokens, const uint8_t* weights, size_t
 int main() {
   using namespace fp4moe::cuda;
   cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess || prop.major != 9) {
-    std::printf("fp4moe_swap_ss needs a compute capability 9.0 GPU (sm_90a); none found\n");
-    return 0;
-  }
-  const int blocks = prop.multiProcessorCount;
+  const int blocks = fp4moe::micro::sm90_multiprocessors("fp4moe_swap_ss", &prop);
+  if (blocks == 0) return 0;
   std::printf("%s, %d SMs, one block of %d threads per SM, %zu bytes of shared memory\n", prop.name, blocks, kThreads,
               sizeof(Smem));
   const size_t big = size_t(1) << 30, tok = size_t(16) << 20;

@@ -15,6 +15,7 @@
 #include "cuda/common/fragment_decode.cuh"
 #include "cuda/common/ptx.cuh"
 #include "cuda/gemm/wgmma_gemm.cuh"
+#include "sm90_device.hpp"
 
 namespace fp4moe::cuda {
 namespace {
@@ -168,11 +169,8 @@ void run(const char* name, const uint8_t* src, size_t src_bytes, int blocks, int
 int main() {
   using namespace fp4moe::cuda;
   cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess || prop.major != 9) {
-    std::printf("fp4moe_wgmma_feed needs a compute capability 9.0 GPU (sm_90a); none found\n");
-    return 0;
-  }
-  const int blocks = prop.multiProcessorCount;
+  const int blocks = fp4moe::micro::sm90_multiprocessors("fp4moe_wgmma_feed", &prop);
+  if (blocks == 0) return 0;
   std::printf("%s, %d SMs, one block per SM\n", prop.name, blocks);
   const size_t big = size_t(1) << 30;
   uint8_t* src = nullptr;
