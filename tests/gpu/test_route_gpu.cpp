@@ -1,8 +1,9 @@
 // The routing pre-pass on the GPU: the one-launch small path (P <= kRouteSmallMaxPairs) against the CUB sort path
 // (forced), bit for bit on every output buffer (both poisoned first, so an unwritten entry shows), and both against a
 // host computation: stable order by local expert with the non-local pairs last, offsets, positions and work tiles of
-// 8 to 64 rows. Cases: P = 1, 8, odd sizes, 4096 (largest small) and 4097 (sort only), E_local = 1, E_local at and
-// past kRouteSmallMaxExperts, all pairs on one expert, ids out of range, random ids (fresh seed, printed on failure).
+// 8 to 64 rows. Cases: P = 1, 8, odd sizes, each block size of the small path, 8192 (largest small) and 8193 (sort
+// only), E_local = 1, E_local at and past kRouteSmallMaxExperts, all pairs on one expert (a warp's whole segment
+// on one key: its 16-bit count at its largest), ids out of range, random ids (fresh seed, printed on failure).
 // In W4A4 the same launch quantizes x (both paths): bit for bit the CPU's quantization, routing outputs unchanged.
 #include <gtest/gtest.h>
 
@@ -214,7 +215,8 @@ constexpr RouteCase kCases[] = {
     {64, 128, 128, 0, Ids::kOneExpert},
     {65, 128, 128, 0, Ids::kOneExpert},
     {129, 8, 8, 0, Ids::kUniform},
-    {257, 128, 128, 0, Ids::kUniform},  // each size of the routing block: 512 threads × 1, 2, 4, 8 pairs
+    {256, 128, 128, 0, Ids::kSkewed},   // the largest of 256 threads
+    {257, 128, 128, 0, Ids::kUniform},  // each size of the routing block: 512 threads × 1, 2, 4, 8, 16 pairs
     {512, 128, 128, 0, Ids::kOneExpert},
     {513, 64, 64, 0, Ids::kSkewed},
     {1000, 300, 100, 200, Ids::kOutOfRange},
@@ -229,10 +231,16 @@ constexpr RouteCase kCases[] = {
     {4096, 64, 64, 0, Ids::kSkewed},
     {4096, 64, 16, 16, Ids::kOutOfRange},
     {4096, 8, 1, 7, Ids::kOutOfRange},
-    {300, 8192, cuda::kRouteSmallMaxExperts, 1000, Ids::kUniform},       // largest E_local of the small path
-    {300, 8192, cuda::kRouteSmallMaxExperts + 1, 1000, Ids::kUniform},   // sort path only
-    {4097, 256, 256, 0, Ids::kUniform},                                  // sort path only
-    {4097, 256, 256, 0, Ids::kOneExpert},
+    {4097, 128, 128, 0, Ids::kUniform},
+    {6000, 512, 512, 0, Ids::kSkewed},
+    {8192, 128, 128, 0, Ids::kUniform},  // largest P of the small path
+    {8192, 256, 256, 0, Ids::kOneExpert},
+    {8192, 8, 1, 7, Ids::kOutOfRange},
+    {8192, 2048, cuda::kRouteSmallMaxExperts, 1000, Ids::kUniform},  // both limits at once
+    {300, 8192, cuda::kRouteSmallMaxExperts, 1000, Ids::kUniform},   // largest E_local of the small path
+    {300, 8192, cuda::kRouteSmallMaxExperts + 1, 1000, Ids::kUniform},  // sort path only
+    {8193, 256, 256, 0, Ids::kUniform},                                 // sort path only
+    {8193, 256, 256, 0, Ids::kOneExpert},
     {20000, 64, 16, 16, Ids::kOutOfRange},
 };
 
@@ -284,8 +292,8 @@ TEST(RouteGpu, QuantizesXInTheSameLaunch) {
   }
   const DeviceBuffer d_x = DeviceBuffer::from_host(x);
   for (const RouteCase& c : {RouteCase{8, 64, 64, 0, Ids::kUniform}, RouteCase{512, 128, 128, 0, Ids::kUniform},
-                             RouteCase{4096, 256, 256, 0, Ids::kUniform},
-                             RouteCase{4097, 256, 256, 0, Ids::kUniform}}) {
+                             RouteCase{8192, 256, 256, 0, Ids::kUniform},
+                             RouteCase{8193, 256, 256, 0, Ids::kUniform}}) {
     for (bool force_sort : {false, true}) {
       SCOPED_TRACE(::testing::Message() << "P=" << c.pairs << (force_sort ? " sort path" : ""));
       const DeviceBuffer d_ids = DeviceBuffer::from_host(make_ids(c, rng));

@@ -2,7 +2,7 @@
 //
 // Data path, one stream, no host synchronization and no allocation (graph-capturable):
 //   route   : topk_ids → pairs stably sorted by local expert (token order kept) → offsets, work tiles of
-//             8/16/24/32 rows (heuristics.hpp); one launch up to 4096 pairs; none for one token (pair tiles,
+//             8/16/24/32 rows (heuristics.hpp); one launch up to 8192 pairs; none for one token (pair tiles,
 //             route_launch.hpp: WorkTiles)
 //   [W4A4]  : x quantized with gs1 (or the pre-quantized x) → exact BF16 values e2m1·sf; on the streaming path
 //             with BF16 x, by the routing launch's spare blocks

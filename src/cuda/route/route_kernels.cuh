@@ -6,11 +6,11 @@
 //  - sort path (any P): keys kernel → CUB stable radix sort → positions kernel (positions and offsets, where the
 //    sorted key changes) → tiles kernel;
 //  - small path (P <= kRouteSmallMaxPairs, E_local <= kRouteSmallMaxExperts): route_small_kernel, one block, one
-//    launch: a stable CUB block radix sort of (key, pair) in registers, offsets where the sorted key changes, block
-//    scans for the tiles. Deterministic, no atomics.
+//    launch: a counting sort. Each warp ranks a contiguous segment of pairs among equal keys (match.any) and counts
+//    its keys; the counts give every key's offset and every warp's start inside it; the pairs are placed in shared
+//    memory and written out in sorted order; block scans for the tiles. Deterministic, no atomics.
 #pragma once
 
-#include <cub/block/block_radix_sort.cuh>
 #include <cub/block/block_scan.cuh>
 
 #include "cuda/common/launch.cuh"
@@ -60,17 +60,14 @@ __global__ void route_keys_kernel(RouteParams p) {
 
 // offsets[e] = first sorted row with key >= e, for e = 0..E_local: each row s of 0..P (P standing for the end) where
 // the key changes sets the offsets of the keys it skips over, so each key is set exactly once. This call takes rows
-// first, first + stride, ...; the offsets go to global memory and, where `copy` is given, to it as well.
-__device__ __forceinline__ void offsets_at_key_changes(const RouteParams& p, const int32_t* sorted, int32_t* copy,
-                                                       int64_t first, int64_t stride) {
+// first, first + stride, ...
+__device__ __forceinline__ void offsets_at_key_changes(const RouteParams& p, const int32_t* sorted, int64_t first,
+                                                       int64_t stride) {
   const int32_t e_local = int32_t(p.ids.local_experts);
   for (int64_t s = first; s <= p.ids.pairs; s += stride) {
     const int32_t prev = s > 0 ? min(sorted[s - 1], e_local) : -1;
     const int32_t cur = s < p.ids.pairs ? min(sorted[s], e_local) : e_local;
-    for (int32_t e = prev + 1; e <= cur; ++e) {
-      if (copy) copy[e] = int32_t(s);
-      p.buffers.offsets[e] = int32_t(s);
-    }
+    for (int32_t e = prev + 1; e <= cur; ++e) p.buffers.offsets[e] = int32_t(s);
   }
 }
 
@@ -89,73 +86,151 @@ __global__ void route_positions_kernel(RouteParams p) {
   for (int64_t s = first; s < p.ids.pairs; s += stride) {
     b.position[b.pairs_sorted[s]] = b.keys_sorted[s] < p.ids.local_experts ? int32_t(s) : -1;
   }
-  offsets_at_key_changes(p, b.keys_sorted, nullptr, first, stride);
+  offsets_at_key_changes(p, b.keys_sorted, first, stride);
 }
 
 // ---- small path --------------------------------------------------------------------------------------------------
 
-// Threads of route_small_kernel: up to 256 pairs, one per thread; more, 8 per thread in 512 threads (H100, against
-// 16 in 256: qwen3-235b-a22b T=512 722.6 → 712.2 µs, qwen3-30b-a3b T=64 143.2 → 142.1, T=256 195.9 → 194.4; 4 in
-// 1024 gained less; bench/NOTES.md).
+// Threads of route_small_kernel: 256 up to 256 pairs, else 512; warp w ranks pairs [w·32·kItems, (w + 1)·32·kItems).
+// (The CUB block radix sort this replaces took two 4-bit passes of ranking and exchange for 8-bit keys.)
 constexpr int kRouteSmallThreads = 256;
 constexpr int kRouteWideThreads = 512;
+static_assert(kRouteSmallMaxPairs % (kRouteWideThreads) == 0, "whole segments per warp");
 
-// Dynamic shared memory of route_small_kernel: the offsets of keys 0..E_local.
-constexpr size_t route_small_dynamic_smem(int64_t local_experts) { return size_t(local_experts + 1) * sizeof(int32_t); }
+// Dynamic shared memory of route_small_kernel for `pairs` pairs, keys 0..E_local (E_local: not local) and `warps`
+// warps: the placed pairs [P] (key << 16 | pair), the offsets of the keys [E_local + 1], and the counts of each key
+// in each warp's segment [warps][E_local + 1], 16 bits (at most 32·kItems per warp, P after the warp prefix).
+struct RouteSmallLayout {
+  size_t placed, offsets, counts, bytes;
+};
+constexpr RouteSmallLayout route_small_layout(int64_t pairs, int64_t local_experts, int warps) {
+  const size_t keys = size_t(local_experts + 1);
+  RouteSmallLayout l{};
+  l.placed = 0;
+  l.offsets = size_t(pairs) * sizeof(int32_t);
+  l.counts = l.offsets + keys * sizeof(int32_t);
+  l.bytes = l.counts + size_t(warps) * keys * sizeof(uint16_t);
+  return l;
+}
+static_assert(kRouteSmallMaxPairs <= 65535 && kRouteSmallMaxExperts < 32767, "16-bit counts, pair and key");
+static_assert(route_small_layout(kRouteSmallMaxPairs, kRouteSmallMaxExperts, kRouteWideThreads / 32).bytes <=
+                  99 * 1024,
+              "the routing block's shared memory fits every supported GPU's opt-in limit");
 
-template <int kThreads, int kItems>
-struct RouteSmallStorage {
-  using Sort = cub::BlockRadixSort<int32_t, kThreads, kItems, int32_t>;
-  union {
-    typename Sort::TempStorage sort;
-    struct {
-      int32_t keys[kThreads * kItems];  // sorted keys
-      typename RouteScan<kThreads>::TempStorage scan;
-    } after;
-  };
+// A warp's pairs (lane + 32·j of its segment): their keys (-1 past P) and ranks among the segment's equal keys.
+template <int kItems>
+struct RouteRanks {
+  int32_t key[kItems];
+  int32_t rank[kItems];
 };
 
-// Sorts (key, pair) of all pairs in the block (stable CUB block radix sort; padding keys E_local + 1 sort last) and
-// writes keys_sorted, pairs_sorted and position; the sorted keys stay in shared memory. Ends with a barrier.
+// Ranks the warp's segment in pair order, one round of 32 pairs at a time: lanes with equal keys find each other
+// (match.any), each takes the count of its key so far plus the lanes before it, and the lowest adds the round's
+// number to the warp's count of that key. Ends with a block barrier (the counts complete).
 template <int kThreads, int kItems>
-__device__ void sort_pairs_in_block(const RouteParams& p, RouteSmallStorage<kThreads, kItems>& smem, int end_bit) {
-  int32_t keys[kItems], pairs[kItems];
+__device__ __forceinline__ RouteRanks<kItems> rank_in_segments(const RouteParams& p, uint16_t* counts) {
+  const int keys = int(p.ids.local_experts) + 1, warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  for (int i = int(threadIdx.x); i < (kThreads / 32) * keys; i += kThreads) counts[i] = 0;
+  RouteRanks<kItems> r;
+  const int64_t first = int64_t(warp) * 32 * kItems + lane;
 #pragma unroll
-  for (int i = 0; i < kItems; ++i) {
-    const int32_t pair = int32_t(threadIdx.x) * kItems + i;
-    keys[i] = pair < p.ids.pairs ? local_expert_of(p.ids, pair) : int32_t(p.ids.local_experts + 1);
-    pairs[i] = pair;
+  for (int j = 0; j < kItems; ++j) {  // the loads first, all in flight together
+    const int64_t pair = first + 32 * j;
+    r.key[j] = pair < p.ids.pairs ? local_expert_of(p.ids, pair) : -1;
   }
-  typename RouteSmallStorage<kThreads, kItems>::Sort(smem.sort).Sort(keys, pairs, 0, end_bit);
-  __syncthreads();  // the sort storage becomes the sorted-key array
-  const RouteBuffers& b = p.buffers;
+  __syncthreads();  // the counts are zero
+  uint16_t* own = counts + warp * keys;
+  const uint32_t lanes_before = (1u << lane) - 1u;
 #pragma unroll
-  for (int i = 0; i < kItems; ++i) {
-    const int32_t s = int32_t(threadIdx.x) * kItems + i;
-    smem.after.keys[s] = keys[i];
-    if (s < p.ids.pairs) {
-      b.keys_sorted[s] = keys[i];
-      b.pairs_sorted[s] = pairs[i];
-      b.position[pairs[i]] = keys[i] < p.ids.local_experts ? s : -1;
+  for (int j = 0; j < kItems; ++j) {
+    const int32_t key = r.key[j];
+    const uint32_t peers = __match_any_sync(0xffffffffu, key);
+    const int32_t before = __popc(peers & lanes_before);
+    const int32_t so_far = key >= 0 ? int32_t(own[key]) : 0;
+    __syncwarp();  // every peer read the count before the lowest one raises it
+    if (key >= 0 && before == 0) own[key] = uint16_t(so_far + __popc(peers));
+    __syncwarp();
+    r.rank[j] = so_far + before;
+  }
+  __syncthreads();
+  return r;
+}
+
+// Keys per thread of the offset scan: every key of the largest E_local.
+template <int kThreads>
+inline constexpr int kRouteKeysPerThread = int((kRouteSmallMaxExperts + 1 + kThreads - 1) / kThreads);
+
+// From the counts: counts[w][e] becomes the number of key-e pairs in the segments before w, offsets[e] (shared and
+// global) the first sorted row of key e. Thread i takes keys kRouteKeysPerThread·i.. (a block scan of their totals
+// orders them). Ends with a block barrier.
+template <int kThreads>
+__device__ __forceinline__ void key_offsets(const RouteParams& p, uint16_t* counts, int32_t* offsets,
+                                            typename RouteScan<kThreads>::TempStorage& scan) {
+  constexpr int kKeys = kRouteKeysPerThread<kThreads>, kWarps = kThreads / 32;
+  const int keys = int(p.ids.local_experts) + 1;
+  int32_t total[kKeys], sum = 0;
+#pragma unroll
+  for (int i = 0; i < kKeys; ++i) {
+    const int e = int(threadIdx.x) * kKeys + i;
+    int32_t running = 0;
+    if (e < keys) {
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        const int32_t c = counts[w * keys + e];
+        counts[w * keys + e] = uint16_t(running);
+        running += c;
+      }
     }
+    total[i] = running;
+    sum += running;
+  }
+  int32_t first = 0;
+  RouteScan<kThreads>(scan).ExclusiveSum(sum, first);
+#pragma unroll
+  for (int i = 0; i < kKeys; ++i) {
+    const int e = int(threadIdx.x) * kKeys + i;
+    if (e < keys) {
+      offsets[e] = first;
+      p.buffers.offsets[e] = first;
+    }
+    first += total[i];
   }
   __syncthreads();
 }
 
+// Each pair's sorted row: its key's offset + the key's pairs in earlier segments + its rank. Writes position
+// (coalesced: lanes hold consecutive pairs) and places (key, pair) in shared memory; then writes pairs_sorted and
+// keys_sorted from there in sorted order, so those stores coalesce too.
 template <int kThreads, int kItems>
-inline constexpr bool kRouteSmallFits =
-    sizeof(RouteSmallStorage<kThreads, kItems>) + route_small_dynamic_smem(kRouteSmallMaxExperts) <= 48 * 1024;
-static_assert(kRouteSmallMaxPairs % kRouteWideThreads == 0, "whole items per thread");
+__device__ __forceinline__ void place_pairs(const RouteParams& p, const RouteRanks<kItems>& r,
+                                            const uint16_t* counts, const int32_t* offsets, int32_t* placed) {
+  const int keys = int(p.ids.local_experts) + 1, warp = int(threadIdx.x) / 32;
+  const int64_t first = int64_t(warp) * 32 * kItems + int(threadIdx.x) % 32;
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    const int32_t key = r.key[j];
+    if (key < 0) continue;
+    const int32_t pair = int32_t(first + 32 * j);
+    const int32_t row = offsets[key] + int32_t(counts[warp * keys + key]) + r.rank[j];
+    placed[row] = key << 16 | pair;
+    p.buffers.position[pair] = key < p.ids.local_experts ? row : -1;
+  }
+  __syncthreads();
+  for (int64_t s = threadIdx.x; s < p.ids.pairs; s += kThreads) {
+    const int32_t v = placed[s];
+    p.buffers.pairs_sorted[s] = v & 0xffff;
+    p.buffers.keys_sorted[s] = v >> 16;
+  }
+}
 
-// The whole pre-pass in block 0 of kThreads threads, P <= kThreads · kItems; dynamic shared memory:
-// route_small_dynamic_smem(E_local). end_bit: bits of the largest key (E_local + 1). Blocks 1.. quantize x
+// The whole pre-pass in block 0 of kThreads threads, P <= kThreads · kItems, E_local <= kRouteSmallMaxExperts;
+// dynamic shared memory: route_small_layout(P, E_local, kThreads / 32).bytes. Blocks 1.. quantize x
 // (RouteParams::quantize), so that FC1 waits for one launch instead of two. One block per SM is all the launch
-// bound asks for: without it ptxas kept the 512-thread kernel at 64 registers on sm_80/sm_89 and spilled.
+// bound asks for (the 512-thread block spilled on sm_80/sm_89 at the 64 registers of two).
 template <int kThreads, int kItems>
-__global__ void __launch_bounds__(kThreads, 1) route_small_kernel(RouteParams p, int end_bit) {
-  static_assert(kRouteSmallFits<kThreads, kItems>, "route_small_kernel must fit the default 48 KB of shared memory");
-  __shared__ RouteSmallStorage<kThreads, kItems> smem;
-  extern __shared__ int32_t route_offsets[];
+__global__ void __launch_bounds__(kThreads, 1) route_small_kernel(RouteParams p) {
+  __shared__ typename RouteScan<kThreads>::TempStorage scan;
+  extern __shared__ __align__(16) uint8_t route_smem[];
   griddep_wait();  // topk_ids and x may come from the caller's previous kernel
   griddep_launch_dependents();
   if (blockIdx.x > 0) {
@@ -163,10 +238,14 @@ __global__ void __launch_bounds__(kThreads, 1) route_small_kernel(RouteParams p,
                           int64_t(gridDim.x - 1) * blockDim.x);
     return;
   }
-  sort_pairs_in_block<kThreads, kItems>(p, smem, end_bit);
-  offsets_at_key_changes(p, smem.after.keys, route_offsets, threadIdx.x, blockDim.x);
-  __syncthreads();
-  write_tiles<kThreads>(p, route_offsets, smem.after.scan);
+  const RouteSmallLayout l = route_small_layout(p.ids.pairs, p.ids.local_experts, kThreads / 32);
+  auto* placed = reinterpret_cast<int32_t*>(route_smem + l.placed);
+  auto* offsets = reinterpret_cast<int32_t*>(route_smem + l.offsets);
+  auto* counts = reinterpret_cast<uint16_t*>(route_smem + l.counts);
+  const RouteRanks<kItems> r = rank_in_segments<kThreads, kItems>(p, counts);
+  key_offsets<kThreads>(p, counts, offsets, scan);
+  place_pairs<kThreads, kItems>(p, r, counts, offsets, placed);
+  write_tiles<kThreads>(p, offsets, scan);
 }
 
 }  // namespace fp4moe::cuda

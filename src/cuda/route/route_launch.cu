@@ -22,6 +22,18 @@ bool use_small_path(const RouteParams& p) {
   return !p.force_sort && p.ids.pairs <= kRouteSmallMaxPairs && p.ids.local_experts <= kRouteSmallMaxExperts;
 }
 
+// The one-launch path with kThreads threads of kItems pairs each. The shared-memory limit is set once per kernel, for
+// the most it can need (kThreads · kItems pairs, kRouteSmallMaxExperts); each launch asks for what P and E_local need.
+template <int kThreads, int kItems>
+void launch_small(const RouteParams& p, cudaStream_t stream) {
+  constexpr auto kKernel = route_small_kernel<kThreads, kItems>;
+  constexpr int kWarps = kThreads / 32;
+  allow_dynamic_shared_memory<kKernel>(route_small_layout(kThreads * kItems, kRouteSmallMaxExperts, kWarps).bytes);
+  const size_t smem = route_small_layout(p.ids.pairs, p.ids.local_experts, kWarps).bytes;
+  const unsigned grid = 1 + (p.quantize.rows > 0 ? quantize_grid(p.quantize, kThreads) : 0);
+  launch_pdl(kKernel, grid, kThreads, smem, stream, p);
+}
+
 }  // namespace
 
 int64_t max_route_tiles(int64_t pairs, int64_t local_experts, int tile_rows) {
@@ -44,26 +56,21 @@ void route_launch(const RouteParams& p, void* stream_ptr) {
   FP4MOE_CHECK(p.quantize.rows == 0 || !(p.quantize.swizzled && p.quantize.scales),
                "the routing launch quantizes x only into linear scales or dequantized values");
   if (use_small_path(p)) {
-    const int end_bit = int(std::bit_width(uint64_t(p.ids.local_experts + 1)));
-    const size_t smem = route_small_dynamic_smem(p.ids.local_experts);
-    const auto launch = [&](auto kernel, int threads) {
-      const unsigned grid = 1 + (p.quantize.rows > 0 ? quantize_grid(p.quantize, threads) : 0);
-      launch_pdl(kernel, grid, threads, smem, stream, p, end_bit);
-    };
-    // The block sorts kThreads · kItems keys whatever P is, so P takes the fewest items per thread that hold it:
-    // at P = 512 the 8-item block sorted 4096 keys (H100: qwen3-30b-a3b T=64 141.8 → 140.1 µs, qwen3-235b-a22b
-    // T=256 651.5 → 632.3; bench/NOTES.md).
+    // A warp ranks its 32·kItems pairs one round of 32 after another, so P takes the fewest items per thread that
+    // hold it (the rounds are the block's critical path).
     const int64_t items = (p.ids.pairs + kRouteWideThreads - 1) / kRouteWideThreads;
     if (p.ids.pairs <= kRouteSmallThreads) {
-      launch(route_small_kernel<kRouteSmallThreads, 1>, kRouteSmallThreads);
+      launch_small<kRouteSmallThreads, 1>(p, stream);
     } else if (items <= 1) {
-      launch(route_small_kernel<kRouteWideThreads, 1>, kRouteWideThreads);
+      launch_small<kRouteWideThreads, 1>(p, stream);
     } else if (items <= 2) {
-      launch(route_small_kernel<kRouteWideThreads, 2>, kRouteWideThreads);
+      launch_small<kRouteWideThreads, 2>(p, stream);
     } else if (items <= 4) {
-      launch(route_small_kernel<kRouteWideThreads, 4>, kRouteWideThreads);
+      launch_small<kRouteWideThreads, 4>(p, stream);
+    } else if (items <= 8) {
+      launch_small<kRouteWideThreads, 8>(p, stream);
     } else {
-      launch(route_small_kernel<kRouteWideThreads, kRouteSmallMaxPairs / kRouteWideThreads>, kRouteWideThreads);
+      launch_small<kRouteWideThreads, int(kRouteSmallMaxPairs / kRouteWideThreads)>(p, stream);
     }
     return;
   }

@@ -1,7 +1,7 @@
 // Host-side interface of the routing pre-pass: (token, slot) pairs sorted by local expert, stably (token order is
 // kept inside each expert), per-expert offsets and the work tiles (tile_rows rows each). All on the device. Small
-// batches (P <= kRouteSmallMaxPairs) take one launch (one routing block, plus blocks that quantize x in W4A4);
-// larger ones a CUB radix sort. Both paths write the same outputs bit for bit. WorkTiles tells the GEMM and combine
+// batches (P <= kRouteSmallMaxPairs, E_local <= kRouteSmallMaxExperts) take one launch (one routing block that
+// counts and places the pairs, plus blocks that quantize x in W4A4); larger ones a CUB radix sort. Both paths write the same outputs bit for bit. WorkTiles tells the GEMM and combine
 // kernels where their tiles come from.
 #pragma once
 
@@ -12,9 +12,10 @@
 
 namespace fp4moe::cuda {
 
-// Limits of the one-launch path (its keys and per-expert offsets live in shared memory).
-inline constexpr int64_t kRouteSmallMaxPairs = 4096;
-inline constexpr int64_t kRouteSmallMaxExperts = 4096;
+// Limits of the one-launch path: its sorted pairs, per-expert offsets and per-warp expert counts live in shared
+// memory (69 KB at both limits, within the 99 KB a block may opt into on every supported GPU).
+inline constexpr int64_t kRouteSmallMaxPairs = 8192;
+inline constexpr int64_t kRouteSmallMaxExperts = 1024;
 
 // One work tile: rows [row_begin, row_end) of the sorted pairs, all routed to local expert `expert`.
 struct RouteTile {
