@@ -95,7 +95,7 @@ __global__ void route_positions_kernel(RouteParams p) {
 // (The CUB block radix sort this replaces took two 4-bit passes of ranking and exchange for 8-bit keys.)
 constexpr int kRouteSmallThreads = 256;
 constexpr int kRouteWideThreads = 512;
-static_assert(kRouteSmallMaxPairs % (kRouteWideThreads) == 0, "whole segments per warp");
+static_assert(kRouteSmallMaxPairs % kRouteWideThreads == 0, "whole segments per warp");
 
 // Dynamic shared memory of route_small_kernel for `pairs` pairs, keys 0..E_local (E_local: not local) and `warps`
 // warps: the placed pairs [P] (key << 16 | pair), the offsets of the keys [E_local + 1], and the counts of each key
