@@ -280,7 +280,9 @@ TEST(MoeGpuTileHandoff, EveryCallMatchesTheReferenceAndRepeatsBitwise) {
 // 384 (relu2: I / 128 = 3), and FC2 has ceil(H / 128) = 5 groups, the last one partial. Both GEMMs have more 64-k
 // chunks than the ring has slots (9 and 7 or 6), so every slot is refilled after its consumers released it. The three
 // tile sizes give the same bits, the result is close to the CPU reference, and a repeat gives the same bits. In
-// gpu-check's racecheck subset: it covers the slot handoff through the ring's barriers.
+// gpu-check's racecheck subset: it covers the slot handoff through the ring's barriers. The 160-row tiles hold an
+// expert's ~150 rows in one, so they copy the weights as first to evict from the L2, the others do not
+// (plan_weights_evict_first): a cache policy, which must not change the bits.
 TEST(MoeGpuWgmmaIdleConsumer, TileSizesAgreeAndMatchTheReference) {
   FP4MOE_REQUIRE_GPU();
   for (Mode mode : {Mode::kW4A16, Mode::kW4A4}) {
@@ -294,6 +296,8 @@ TEST(MoeGpuWgmmaIdleConsumer, TileSizesAgreeAndMatchTheReference) {
       const Runner gpu(prepare_weights(c, layer.view(), Backend::kCuda));
       const Runner cpu(prepare_weights(c, layer.view(), Backend::kCpu));
       const HostInputs in = make_random_inputs(c, 300, seed + 1);  // ~150 rows per expert: full and partial tiles
+      ASSERT_FALSE(cuda::plan_weights_evict_first(c, 300, 128));
+      ASSERT_TRUE(cuda::plan_weights_evict_first(c, 300, 160));
       RunOptions wide;
       wide.tile_rows = 128;
       const std::vector<uint16_t> out = gpu_forward(gpu, in.view(), wide);

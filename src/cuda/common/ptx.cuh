@@ -177,6 +177,15 @@ __device__ __forceinline__ uint64_t l2_evict_first_policy() {
   return policy;
 }
 
+// An L2 policy that leaves the default priority.
+__device__ __forceinline__ uint64_t l2_evict_normal_policy() {
+  uint64_t policy = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(policy));
+#endif
+  return policy;
+}
+
 // 16 bytes global → shared, bypassing L1; `bytes` < 16 fills the rest with zeros (0: all zeros, src not read).
 __device__ __forceinline__ void cp_async_16(void* dst, const void* src, uint32_t bytes) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -189,6 +198,15 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, uint32_t
 __device__ __forceinline__ void cp_async_16(void* dst, const void* src) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_address(dst)), "l"(src) : "memory");
+#endif
+}
+
+// 16 bytes global → shared, bypassing L1, under the L2 eviction policy `policy` (createpolicy).
+__device__ __forceinline__ void cp_async_16_with_policy(void* dst, const void* src, uint64_t policy) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;\n" ::"r"(smem_address(dst)), "l"(src),
+               "l"(policy)
+               : "memory");
 #endif
 }
 

@@ -22,6 +22,7 @@ struct Fc1Params {
   // 32-row blocks, for small grids) 2; the same bits either way
   int weight_stages = 1;
   bool tile_major = false;  // streaming kernels: the grid's layout, set by the launchers (stream_grid)
+  bool weights_evict_first = false;  // wgmma path: w13 copied as first to evict from the L2 (plan_weights_evict_first)
   int64_t top_k = 0;
   // The tiles (or topk_ids, for pair tiles) were complete before FC1's predecessor let it launch (a quantize pass
   // sits between them and FC1), so FC1 reads them and prefetches weights before waiting.

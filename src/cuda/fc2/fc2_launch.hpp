@@ -21,6 +21,7 @@ struct Fc2Params {
   // 32-row blocks, for small grids) 2; the same bits either way
   int weight_stages = 1;
   bool tile_major = false;  // streaming kernels: the grid's layout, set by the launchers (stream_grid)
+  bool weights_evict_first = false;  // wgmma path: w2 copied as first to evict from the L2 (plan_weights_evict_first)
   // h per sorted row, BF16 [P, I] (W4A4: exact e2m1·sf values; alpha = w2_scale_2 / gs2); wgmma path: in the MMA
   // k order
   const uint16_t* h = nullptr;

@@ -99,6 +99,7 @@ struct WgmmaWeights {
   const uint8_t* codes = nullptr;
   const uint8_t* scales = nullptr;
   int64_t first[kWgmmaConsumers * kWgmmaHalves];
+  bool evict_first = false;  // copied as first to evict from the L2 (plan_weights_evict_first)
 };
 
 // Fragment row tile of half h of a consumer when its 128 rows are consecutive: tile 8·group + 4h + warp.
@@ -170,6 +171,7 @@ struct WgmmaSources {
   uint32_t token[kN / 16];
   const uint8_t* code[kWgmmaConsumers * kWgmmaHalves];
   const uint8_t* scale;
+  uint64_t policy;  // L2 policy of the weight copies (WgmmaWeights::evict_first)
 };
 
 // The sources of chunk 0 over the token matrix `tokens` (token rows: smem.rows filled and visible to the producer;
@@ -194,6 +196,7 @@ __device__ __forceinline__ WgmmaSources<kN> wgmma_sources(const WgmmaSmem<kN, St
 #pragma unroll
   for (int k = 1; k < 4; ++k) first = i == k ? w.first[k] : first;
   s.scale = w.scales + (first >= 0 ? first * format::kFragScaleBytes : 0) + 16 * (lane % 4);
+  s.policy = w.evict_first ? l2_evict_first_policy() : l2_evict_normal_policy();
   return s;
 }
 
@@ -223,9 +226,11 @@ __device__ __forceinline__ void wgmma_load_chunk(WgmmaSmem<kN, Stage>& smem, con
   }
 #pragma unroll
   for (int i = 0; i < kWgmmaConsumers * kWgmmaHalves; ++i) {
-    cp_async_16(smem.pipe.codes[slot][4 * i + warp] + 16 * lane, s.code[i]);
+    cp_async_16_with_policy(smem.pipe.codes[slot][4 * i + warp] + 16 * lane, s.code[i], s.policy);
   }
-  if (lane < 16) cp_async_16(smem.pipe.scales[slot][4 * (lane / 4) + warp] + 16 * (lane % 4), s.scale);
+  if (lane < 16) {
+    cp_async_16_with_policy(smem.pipe.scales[slot][4 * (lane / 4) + warp] + 16 * (lane % 4), s.scale, s.policy);
+  }
 }
 
 // Producer warpgroup: fills the slots with one item's chunks, refilling a slot once every consumer thread released

@@ -113,6 +113,14 @@ bool plan_tile_handoff(const MoeConfig& c, int64_t max_tiles, int fc2_weight_row
   return max_tiles <= kTileMajorMaxTiles && chunks_per_warp > kFc2ChunksPerStage * fc2_weight_stages;
 }
 
+bool plan_weights_evict_first(const MoeConfig& c, int64_t tokens, int tile_rows) {
+  // H100, W4A16, same call, µs (bench/NOTES.md, session 25): qwen3-30b-a3b T=512 (32 rows per expert, 64-row tiles,
+  // y 34 MB) 216.5, 214.2 → 207.9, 203.8, the combine reading y from the L2; T=1024 (64 rows, 160-row tiles) even.
+  // With evict_first everywhere, experts of two or more tiles lost the L2 reuse between their tiles (qwen3-30b
+  // T=4096 789, 790 → 794, 803).
+  return even_routing(c, tokens).rows_per_expert <= tile_rows;
+}
+
 int plan_tile_rows(const MoeConfig& c, int64_t tokens, bool wgmma, int force_rows) {
   if (force_rows > 0) return force_rows;
   // Rows per hit expert if the routing spreads evenly. H100 (bench/NOTES.md): 8-row tiles up to ~6 rows per

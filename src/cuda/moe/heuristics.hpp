@@ -55,6 +55,11 @@ int plan_weight_stages(int64_t blocks, int tile_rows, int weight_rows_per_block,
 bool plan_tile_handoff(const MoeConfig& config, int64_t max_tiles, int fc2_weight_rows_per_block,
                        int fc2_weight_stages);
 
+// Whether the wgmma kernels copy the weights as first to evict from the L2: when, routed evenly, each hit expert's
+// rows fit one tile of `tile_rows`, so its weights pass through once and no later tile reads them again. Then x, h
+// and y stay in the L2 while the weights stream past, for FC1, FC2 and the combine. The same bits either way.
+bool plan_weights_evict_first(const MoeConfig& config, int64_t tokens, int tile_rows);
+
 // Rows of one routing work tile for `tokens` tokens; `wgmma` says whether the wgmma path may run (device and shape).
 // force_rows > 0 (a validated choice) picks that size.
 int plan_tile_rows(const MoeConfig& config, int64_t tokens, bool wgmma, int force_rows = 0);

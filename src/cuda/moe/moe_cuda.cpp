@@ -200,6 +200,7 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f1.weight_stages = plan_weight_stages(max_tiles * fc1_output_groups(c.intermediate, c.gated()), tile_rows,
                                         f1.weight_rows_per_block, sms);
   f1.top_k = c.top_k;
+  f1.weights_evict_first = wgmma && plan_weights_evict_first(c, m.tokens, tile_rows);
   // A quantize pass of its own between the routing and FC1 waits for its predecessor before FC1 launches.
   f1.tiles_ready_early = w4a4 && !x_in_route;
   f1.x = wgmma            ? reordered_x(m, l, stream)
@@ -226,6 +227,7 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f2.tile_rows = tile_rows;
   f2.weight_rows_per_block = fc2_rows_per_block;
   f2.weight_stages = fc2_stages;
+  f2.weights_evict_first = f1.weights_evict_first;
   f2.h = f1.h;
   f2.h_rows = pairs;
   f2.w4a4 = w4a4;
