@@ -115,7 +115,8 @@ bool plan_tile_handoff(const MoeConfig& c, int64_t max_tiles, int fc2_weight_row
 
 bool plan_weights_evict_first(const MoeConfig& c, int64_t tokens, int tile_rows) {
   // H100, W4A16, same call, µs (bench/NOTES.md, session 25): qwen3-30b-a3b T=512 (32 rows per expert, 64-row tiles,
-  // y 34 MB) 216.5, 214.2 → 207.9, 203.8, the combine reading y from the L2; T=1024 (64 rows, 160-row tiles) even.
+  // y 34 MB, which can then stay in the L2 for the combine) 216.5, 214.2 → 207.9, 203.8; T=1024 (64 rows, 160-row
+  // tiles, y 67 MB) even.
   // With evict_first everywhere, experts of two or more tiles lost the L2 reuse between their tiles (qwen3-30b
   // T=4096 789, 790 → 794, 803).
   return even_routing(c, tokens).rows_per_expert <= tile_rows;
