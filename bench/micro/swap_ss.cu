@@ -70,8 +70,8 @@ __device__ __forceinline__ void load_chunk_bulk(Smem& s, int c, const uint8_t* t
   const uint8_t* w = weights + size_t(c) * kWeightBytes % (w_bytes - kWeightBytes) / 1024 * 1024;
   mbarrier_arrive_expect_tx(&s.full[slot], kTokenBytes + kWeightBytes);
   bulk_copy_to_shared(s.tokens[slot], tokens + size_t(c % 256) * kTokenBytes, kTokenBytes, &s.full[slot], 0);
-  bulk_copy_to_shared(s.codes[slot], w, kCodeBytes, &s.full[slot], l2_evict_first_policy());
-  bulk_copy_to_shared(s.scales[slot], w + kCodeBytes, kScaleBytes, &s.full[slot], l2_evict_first_policy());
+  bulk_copy_to_shared(s.codes[slot], w, kCodeBytes, &s.full[slot], l2_copy_policy(true));
+  bulk_copy_to_shared(s.scales[slot], w + kCodeBytes, kScaleBytes, &s.full[slot], l2_copy_policy(true));
 }
 
 // Decoder warpgroup d: tiles 8d + 2·warp and + 1 of each chunk into the B buffer (rows 16·tile ..).

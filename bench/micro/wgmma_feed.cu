@@ -39,7 +39,7 @@ __device__ int64_t feed(uint8_t* ring, const uint8_t* src, size_t per_block, uin
     } else if (threadIdx.x == 0) {
       if (c >= kSlots) mbarrier_wait_parity(&bars[slot], uint32_t((c / kSlots - 1) & 1));
       mbarrier_arrive_expect_tx(&bars[slot], kChunkBytes);
-      bulk_copy_to_shared(ring + slot * kChunkBytes, src + off, kChunkBytes, &bars[slot], l2_evict_first_policy());
+      bulk_copy_to_shared(ring + slot * kChunkBytes, src + off, kChunkBytes, &bars[slot], l2_copy_policy(true));
     }
   }
   if constexpr (kFeed == kCpAsync) cp_async_wait<0>();

@@ -168,20 +168,15 @@ __device__ __forceinline__ void bulk_wait() {
 #endif
 }
 
-// An L2 policy for data read once.
-__device__ __forceinline__ uint64_t l2_evict_first_policy() {
+// An L2 policy for copies: first to evict (data read once, such as streamed weights), else the default priority.
+__device__ __forceinline__ uint64_t l2_copy_policy(bool evict_first) {
   uint64_t policy = 0;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
-#endif
-  return policy;
-}
-
-// An L2 policy that leaves the default priority.
-__device__ __forceinline__ uint64_t l2_evict_normal_policy() {
-  uint64_t policy = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(policy));
+  if (evict_first) {
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  } else {
+    asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(policy));
+  }
 #endif
   return policy;
 }

@@ -67,8 +67,7 @@ __device__ __forceinline__ void fc1_wgmma_produce(const Fc1Params& p, const Rout
   named_barrier_sync(kWgmmaBarProducer, 128);
   const int64_t first_group = kWgmmaConsumers * block_group;
   const auto row_tile = [&](int consumer, int h) { return fc1_wgmma_row_tile<kGated>(p, first_group + consumer, h); };
-  WgmmaWeights w = wgmma_weights(p.w13, tile.expert, row_tile);
-  w.evict_first = p.weights_evict_first;
+  const WgmmaWeights w = wgmma_weights(p.w13, tile.expert, row_tile, p.weights_evict_first);
   wgmma_produce<false>(smem, w, p.x, nullptr, 0, p.w13.k_tiles, tile.row_end - tile.row_begin, ring FP4MOE_PROF_PASS);
 }
 

@@ -49,9 +49,8 @@ __device__ __forceinline__ void fc2_wgmma_produce(const Fc2Params& p, const TmaM
     named_barrier_sync(kWgmmaBarProducer, 128);
   }
   const int64_t first_group = kWgmmaConsumers * block_group;
-  WgmmaWeights w =
-      wgmma_weights(p.w2, tile.expert, [&](int consumer, int h) { return wgmma_row_tile(first_group + consumer, h); });
-  w.evict_first = p.weights_evict_first;
+  const auto row_tile = [&](int consumer, int h) { return wgmma_row_tile(first_group + consumer, h); };
+  const WgmmaWeights w = wgmma_weights(p.w2, tile.expert, row_tile, p.weights_evict_first);
   wgmma_produce<kFc2HByTma<kN>>(smem, w, p.h, &h_map, int(tile.row_begin), p.w2.k_tiles, tile.row_end - tile.row_begin,
                                 ring FP4MOE_PROF_PASS);
 }

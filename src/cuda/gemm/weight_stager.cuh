@@ -148,7 +148,7 @@ struct BulkStagerOf {
     phase = 0;
     policy = 0;
     if (threadIdx.x % 32 == 0) {
-      policy = l2_evict_first_policy();
+      policy = l2_copy_policy(true);
 #pragma unroll
       for (int d = 0; d < kDepth; ++d) mbarrier_init(full + d, 1);
       fence_barrier_init();

@@ -108,12 +108,14 @@ __device__ __forceinline__ int64_t wgmma_row_tile(int64_t group, int h) {
 }
 
 // The weight tiles of expert `expert` in `m` this producer thread copies: row_tile(consumer, h) for its warp, or
-// anything at or past m.row_tiles for none.
+// anything at or past m.row_tiles for none; evict_first: WgmmaWeights::evict_first.
 template <class RowTile>
-__device__ __forceinline__ WgmmaWeights wgmma_weights(const FragMatrix& m, int64_t expert, RowTile&& row_tile) {
+__device__ __forceinline__ WgmmaWeights wgmma_weights(const FragMatrix& m, int64_t expert, RowTile&& row_tile,
+                                                      bool evict_first) {
   WgmmaWeights w;
   w.codes = m.codes;
   w.scales = m.scales;
+  w.evict_first = evict_first;
 #pragma unroll
   for (int i = 0; i < kWgmmaConsumers * kWgmmaHalves; ++i) {
     const int64_t rt = row_tile(i / kWgmmaHalves, i % kWgmmaHalves);
@@ -196,7 +198,7 @@ __device__ __forceinline__ WgmmaSources<kN> wgmma_sources(const WgmmaSmem<kN, St
 #pragma unroll
   for (int k = 1; k < 4; ++k) first = i == k ? w.first[k] : first;
   s.scale = w.scales + (first >= 0 ? first * format::kFragScaleBytes : 0) + 16 * (lane % 4);
-  s.policy = w.evict_first ? l2_evict_first_policy() : l2_evict_normal_policy();
+  s.policy = l2_copy_policy(w.evict_first);
   return s;
 }
 
