@@ -2,10 +2,10 @@
 # Per-kernel profile of the CUDA MoE on the GPU machine (Nsight Compute): time, DRAM and L2 bytes, throughputs,
 # occupancy and the top warp stall reasons of every kernel of one layer call per token count.
 #   scripts/gpu-profile.sh [preset] [mode] [tokens...]     e.g. scripts/gpu-profile.sh qwen3-30b-a3b w4a16 1 64 256
-# Builds the `hopper` preset first when needed. Output: $OUT/profile.txt (or /tmp/fp4moe-profile.txt).
+# Builds the `hopper` preset first when needed. Output: $OUT/profile.txt (or /tmp/profile.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-preset="${1:-qwen3-30b-a3b}"; mode="${2:-w4a16}"; shift 2 || true
+preset="${1:-qwen3-30b-a3b}"; mode="${2:-w4a16}"; shift $(( $# < 2 ? $# : 2 ))
 tokens=("${@:-1 64 256}")
 [ -x build/hopper/bin/fp4moe ] || {
   cmake --preset hopper ${FP4MOE_COMMIT:+-DFP4MOE_GIT_COMMIT="$FP4MOE_COMMIT"} >/dev/null &&

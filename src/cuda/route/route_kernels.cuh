@@ -91,7 +91,8 @@ __global__ void route_positions_kernel(RouteParams p) {
 
 // ---- small path --------------------------------------------------------------------------------------------------
 
-// Threads of route_small_kernel: 256 up to 256 pairs, else 512; warp w ranks pairs [w·32·kItems, (w + 1)·32·kItems).
+// Threads of route_small_kernel: 256 up to 256 pairs, else 512; warp w ranks pairs
+// [w·32·kItems, (w + 1)·32·kItems).
 // (The CUB block radix sort this replaces took two 4-bit passes of ranking and exchange for 8-bit keys.)
 constexpr int kRouteSmallThreads = 256;
 constexpr int kRouteWideThreads = 512;

@@ -1,8 +1,8 @@
 // Host-side interface of the routing pre-pass: (token, slot) pairs sorted by local expert, stably (token order is
 // kept inside each expert), per-expert offsets and the work tiles (tile_rows rows each). All on the device. Small
 // batches (P <= kRouteSmallMaxPairs, E_local <= kRouteSmallMaxExperts) take one launch (one routing block that
-// counts and places the pairs, plus blocks that quantize x in W4A4); larger ones a CUB radix sort. Both paths write the same outputs bit for bit. WorkTiles tells the GEMM and combine
-// kernels where their tiles come from.
+// counts and places the pairs, plus blocks that quantize x in W4A4); larger ones a CUB radix sort. Both paths write
+// the same outputs bit for bit. WorkTiles tells the GEMM and combine kernels where their tiles come from.
 #pragma once
 
 #include <cstddef>
