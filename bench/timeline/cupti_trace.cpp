@@ -1,7 +1,8 @@
 // Kernel timeline of any CUDA program, for measurement only (not part of the library). Loaded by the CUDA driver
 // through CUDA_INJECTION64_PATH, it asks CUPTI for an activity record of every kernel and memset, CUDA graph nodes
 // included, and at exit writes them to $FP4MOE_TRACE_OUT (default fp4moe-trace.csv), one per line:
-//   kind (K kernel, M memset), start ns, end ns, blocks, threads per block, demangled name (commas as ';').
+//   kind (K kernel, M memset), start ns, end ns, blocks (a memset: its bytes), threads per block, demangled name
+//   (commas as ';').
 // Unlike Nsight Compute it leaves kernels to overlap as they would (PDL, graph launches), so it shows where a layer's
 // time goes between and inside its launches. bench/timeline/timeline.py summarizes the file.
 #include <cupti.h>
@@ -46,8 +47,8 @@ void CUPTIAPI take_buffer(CUcontext, uint32_t, uint8_t* buffer, size_t, size_t v
       g_records.push_back(line + demangled(k->name));
     } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMSET) {
       const auto* m = reinterpret_cast<const CUpti_ActivityMemset4*>(record);
-      std::snprintf(line, sizeof line, "M,%llu,%llu,0,0,memset", static_cast<unsigned long long>(m->start),
-                    static_cast<unsigned long long>(m->end));
+      std::snprintf(line, sizeof line, "M,%llu,%llu,%llu,0,memset", static_cast<unsigned long long>(m->start),
+                    static_cast<unsigned long long>(m->end), static_cast<unsigned long long>(m->bytes));
       g_records.emplace_back(line);
     }
   }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Summarizes a cupti_trace.cpp file of `fp4moe bench --graph`: the layer's kernels between two L2 flushes (the
-bench's memsets), medians over the replays of each kernel's start, end and duration relative to the layer's first
-kernel, and of the layer's span.
+bench's memsets of at least 8 MiB; smaller memsets, as the routing's sort path makes, belong to the layer), medians
+over the replays of each kernel's start, end and duration relative to the layer's first kernel, and of the layer's
+span.
 
     timeline.py TRACE.csv [--skip N]   (N: replays to leave out at the start, default 3)
 """
@@ -9,6 +10,8 @@ import argparse
 import collections
 import re
 import statistics
+
+FLUSH_BYTES = 8 << 20  # the bench's L2 flush writes max(2 * L2 size, 8 MiB) (src/bench/gpu_timing.hpp)
 
 
 def short(name):
@@ -25,9 +28,11 @@ def main():
     with open(args.trace) as f:
         for line in f:
             kind, start, end, blocks, _, name = line.rstrip("\n").split(",", 5)
-            if kind == "M":
+            if kind == "M" and int(blocks) >= FLUSH_BYTES:
                 current = []
                 layers.append(current)
+            elif kind == "M" and current is not None:
+                current.append((f"memset {blocks} B", int(start), int(end)))
             elif current is not None:
                 current.append((f"{short(name)} x{blocks}", int(start), int(end)))
     layers = [l for l in layers if l]

@@ -1,10 +1,12 @@
-// The routing pre-pass on the GPU: the one-launch small path (P <= kRouteSmallMaxPairs) against the CUB sort path
-// (forced), bit for bit on every output buffer (both poisoned first, so an unwritten entry shows), and both against a
-// host computation: stable order by local expert with the non-local pairs last, offsets, positions and work tiles of
-// 8 to 64 rows. Cases: P = 1, 8, odd sizes, each block size of the small path, 8192 (largest small) and 8193 (sort
-// only), E_local = 1, E_local at and past kRouteSmallMaxExperts, all pairs on one expert (a warp's whole segment
-// on one key: its 16-bit count at its largest), ids out of range, random ids (fresh seed, printed on failure).
-// In W4A4 the same launch quantizes x (both paths): bit for bit the CPU's quantization, routing outputs unchanged.
+// The routing pre-pass on the GPU: its three paths (RoutePath: one block, segments, CUB sort), each forced where it
+// applies, bit for bit against each other on every output buffer (all poisoned first, so an unwritten entry shows),
+// and each against a host computation: stable order by local expert with the non-local pairs last, offsets,
+// positions and work tiles of 8 to 64 rows. Cases: P = 1, 8, odd sizes, each block size of the one-block path, 8192
+// (its largest) and 8193, one and many segments (a last one part-filled), E_local = 1, E_local at and past
+// kRouteSmallMaxExperts, all pairs on one expert (a warp's whole segment on one key: its 16-bit count at its
+// largest), ids out of range, random ids (fresh seed, printed on failure).
+// The same launch prepares x for FC1 (every path): W4A4 quantized, bit for bit the CPU's quantization; wgmma path
+// reordered (W4A4: and quantized), bit for bit x_reorder_launch's output; routing outputs unchanged either way.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include <random>
 #include <vector>
 
+#include "cuda/fc1/x_reorder_launch.hpp"
 #include "cuda/route/route_launch.hpp"
 #include "fp4moe/nvfp4.hpp"
 #include "gpu/gpu_test_util.hpp"
@@ -24,6 +27,7 @@ namespace {
 
 using cuda::RouteBuffers;
 using cuda::RouteParams;
+using cuda::RoutePath;
 using cuda::RouteTile;
 using testing::DeviceBuffer;
 using testing::fresh_seed;
@@ -114,7 +118,7 @@ struct RouteWorkspace {
         tiles(size_t(cuda::max_route_tiles(c.pairs, c.local_experts, c.tile_rows)) * sizeof(RouteTile), kPoison),
         num_tiles(ints(1), kPoison),
         tile_ready(ints(c.pairs), kPoison),
-        sort_temp(cuda::route_sort_temp_bytes(c.pairs), kPoison) {}
+        sort_temp(cuda::route_sort_temp_bytes(c.pairs, c.local_experts), kPoison) {}
 
   static size_t ints(int64_t n) { return size_t(n) * sizeof(int32_t); }
 
@@ -135,10 +139,31 @@ struct RouteWorkspace {
   }
 };
 
-void run_route(const RouteCase& c, const DeviceBuffer& ids, const RouteWorkspace& ws, bool force_sort,
-               const cuda::QuantizeParams* quantize = nullptr) {
+// The paths that take the case (the sort path takes every one).
+std::vector<RoutePath> paths_for(const RouteCase& c) {
+  std::vector<RoutePath> paths;
+  if (c.local_experts <= cuda::kRouteSmallMaxExperts) {
+    if (c.pairs <= cuda::kRouteSmallMaxPairs) paths.push_back(RoutePath::kOneBlock);
+    paths.push_back(RoutePath::kSegments);
+  }
+  paths.push_back(RoutePath::kSort);
+  return paths;
+}
+
+const char* path_name(RoutePath path) {
+  switch (path) {
+    case RoutePath::kOneBlock: return "one block";
+    case RoutePath::kSegments: return "segments";
+    case RoutePath::kSort: return "sort";
+    default: return "auto";
+  }
+}
+
+void run_route(const RouteCase& c, const DeviceBuffer& ids, const RouteWorkspace& ws, RoutePath path,
+               const cuda::QuantizeParams* quantize = nullptr, const cuda::XReorderParams* reorder = nullptr) {
   RouteParams p;
   if (quantize) p.quantize = *quantize;
+  if (reorder) p.reorder = *reorder;
   p.ids.topk_ids = static_cast<const int32_t*>(ids.get());
   p.ids.pairs = c.pairs;
   p.ids.num_experts = c.num_experts;
@@ -146,12 +171,12 @@ void run_route(const RouteCase& c, const DeviceBuffer& ids, const RouteWorkspace
   p.ids.expert_offset = c.expert_offset;
   p.tile_rows = c.tile_rows;
   p.buffers = ws.buffers();
-  p.force_sort = force_sort;
+  p.path = path;
   cuda::route_launch(p, nullptr);
   FP4MOE_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-// The output buffers of both paths, byte for byte (entries past num_tiles stay poisoned in both).
+// The output buffers of two runs, byte for byte (entries past num_tiles stay poisoned in both).
 void expect_same_outputs(const RouteWorkspace& small, const RouteWorkspace& sort) {
   auto same = [](const DeviceBuffer& a, const DeviceBuffer& b, const char* name) {
     const auto x = a.to_host<uint8_t>(), y = b.to_host<uint8_t>();
@@ -197,13 +222,18 @@ void check_case(const RouteCase& c, uint64_t seed) {
   std::mt19937_64 rng(seed);
   const std::vector<int32_t> ids = make_ids(c, rng);
   const DeviceBuffer d_ids = DeviceBuffer::from_host(ids);
-  const RouteWorkspace small(c), sort(c);
-  run_route(c, d_ids, small, false);
-  run_route(c, d_ids, sort, true);
   const HostRoute h = host_route(c, ids);
-  expect_same_outputs(small, sort);
-  expect_matches_host(small, h);
+  const RouteWorkspace sort(c);
+  run_route(c, d_ids, sort, RoutePath::kSort);
   expect_matches_host(sort, h);
+  for (const RoutePath path : paths_for(c)) {
+    if (path == RoutePath::kSort) continue;
+    SCOPED_TRACE(path_name(path));
+    const RouteWorkspace ws(c);
+    run_route(c, d_ids, ws, path);
+    expect_same_outputs(ws, sort);
+    expect_matches_host(ws, h);
+  }
 }
 
 constexpr RouteCase kCases[] = {
@@ -242,9 +272,14 @@ constexpr RouteCase kCases[] = {
     {8193, 256, 256, 0, Ids::kUniform},                                 // sort path only
     {8193, 256, 256, 0, Ids::kOneExpert},
     {20000, 64, 16, 16, Ids::kOutOfRange},
+    {2048, 128, 128, 0, Ids::kOneExpert},  // one whole segment on one key: its block prefix at its largest
+    {32768, 128, 128, 0, Ids::kUniform},   // segments: qwen3 at T = 4096
+    {40000, 1100, cuda::kRouteSmallMaxExperts, 50, Ids::kOutOfRange},
+    {65537, 256, 256, 0, Ids::kSkewed},
+    {131072, 256, 256, 0, Ids::kOneExpert},
 };
 
-TEST(RouteGpu, SmallPathMatchesSortPath) {
+TEST(RouteGpu, PathsMatchEachOtherAndTheHost) {
   FP4MOE_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();
   for (size_t i = 0; i < std::size(kCases); ++i) check_case(kCases[i], seed + i);
@@ -256,7 +291,7 @@ TEST(RouteGpu, RandomShapes) {
   std::mt19937_64 rng(seed);
   for (int n = 0; n < 40; ++n) {
     RouteCase c;
-    c.pairs = 1 + int64_t(rng() % cuda::kRouteSmallMaxPairs);
+    c.pairs = 1 + int64_t(rng() % (3 * cuda::kRouteSmallMaxPairs));
     c.num_experts = 1 + int64_t(rng() % 512);
     c.local_experts = 1 + int64_t(rng() % uint64_t(c.num_experts));
     c.expert_offset = int64_t(rng() % uint64_t(c.num_experts - c.local_experts + 1));
@@ -266,9 +301,9 @@ TEST(RouteGpu, RandomShapes) {
   }
 }
 
-// W4A4: the routing launch also quantizes x (RouteParams::quantize: spare blocks of the small path, a quantize
-// launch after the sort path). x is strided; its dequantized values must equal the CPU's quantize_block bit for bit,
-// and the routing outputs must equal a run without it.
+// W4A4: the routing launch also quantizes x (RouteParams::quantize: spare blocks of the one-block and segmented
+// paths, a quantize launch after the sort path). x is strided; its dequantized values must equal the CPU's
+// quantize_block bit for bit, and the routing outputs must equal a run without it.
 TEST(RouteGpu, QuantizesXInTheSameLaunch) {
   FP4MOE_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();
@@ -293,9 +328,10 @@ TEST(RouteGpu, QuantizesXInTheSameLaunch) {
   const DeviceBuffer d_x = DeviceBuffer::from_host(x);
   for (const RouteCase& c : {RouteCase{8, 64, 64, 0, Ids::kUniform}, RouteCase{512, 128, 128, 0, Ids::kUniform},
                              RouteCase{8192, 256, 256, 0, Ids::kUniform},
-                             RouteCase{8193, 256, 256, 0, Ids::kUniform}}) {
-    for (bool force_sort : {false, true}) {
-      SCOPED_TRACE(::testing::Message() << "P=" << c.pairs << (force_sort ? " sort path" : ""));
+                             RouteCase{8193, 256, 256, 0, Ids::kUniform},
+                             RouteCase{20000, 128, 128, 0, Ids::kUniform}}) {
+    for (const RoutePath path : paths_for(c)) {
+      SCOPED_TRACE(::testing::Message() << "P=" << c.pairs << " " << path_name(path));
       const DeviceBuffer d_ids = DeviceBuffer::from_host(make_ids(c, rng));
       DeviceBuffer dequant(size_t(kRows * kK) * 2, kPoison);
       cuda::QuantizeParams q;
@@ -306,10 +342,61 @@ TEST(RouteGpu, QuantizesXInTheSameLaunch) {
       q.global_scale = 2.5f;
       q.dequant = static_cast<uint16_t*>(dequant.get());
       const RouteWorkspace with(c), without(c);
-      run_route(c, d_ids, with, force_sort, &q);
-      run_route(c, d_ids, without, force_sort);
+      run_route(c, d_ids, with, path, &q);
+      run_route(c, d_ids, without, path);
       expect_same_outputs(with, without);
       EXPECT_TRUE(dequant.to_host<uint16_t>() == expected) << "x quantized by the routing launch";
+    }
+  }
+}
+
+// wgmma path: the routing launch also puts x into the MMA k order (RouteParams::reorder: spare blocks of the one-block
+// and segmented paths, x_reorder_launch after the sort path), W4A4 quantizing on the way. x is strided; the result
+// must equal x_reorder_launch's own (test_x_reorder_gpu.cpp checks that against the host) bit for bit, and the routing
+// outputs must equal a run without it. 2050 × 8192 takes more pieces than the spare blocks' cap (they stride).
+TEST(RouteGpu, ReordersXInTheSameLaunch) {
+  FP4MOE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  SCOPED_TRACE(::testing::Message() << "seed=" << seed);
+  struct Shape {
+    int64_t rows, k;
+  };
+  for (const Shape shape : {Shape{37, 2048}, Shape{2050, 8192}}) {
+    const int64_t ld = shape.k + 8;
+    std::vector<uint16_t> x(size_t(shape.rows * ld));
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    for (uint16_t& v : x) v = float_to_bf16(normal(rng));
+    const DeviceBuffer d_x = DeviceBuffer::from_host(x);
+    for (const bool quantize : {false, true}) {
+      cuda::XReorderParams r;
+      r.src = static_cast<const uint16_t*>(d_x.get());
+      r.src_ld = ld;
+      r.dst_ld = shape.k;
+      r.rows = shape.rows;
+      r.k = shape.k;
+      r.quantize = quantize;
+      r.gs = 2.5f;
+      DeviceBuffer want(size_t(shape.rows * shape.k) * 2, kPoison);
+      r.dst = static_cast<uint16_t*>(want.get());
+      cuda::x_reorder_launch(r, nullptr);
+      FP4MOE_CUDA_CHECK(cudaDeviceSynchronize());
+      const std::vector<uint16_t> expected = want.to_host<uint16_t>();
+      for (const RouteCase& c : {RouteCase{512, 128, 128, 0, Ids::kUniform},
+                                 RouteCase{20000, 128, 128, 0, Ids::kUniform}}) {
+        const DeviceBuffer d_ids = DeviceBuffer::from_host(make_ids(c, rng));
+        for (const RoutePath path : paths_for(c)) {
+          SCOPED_TRACE(::testing::Message() << "rows=" << shape.rows << " k=" << shape.k << " quantize=" << quantize
+                                            << " P=" << c.pairs << " " << path_name(path));
+          DeviceBuffer got(size_t(shape.rows * shape.k) * 2, kPoison);
+          r.dst = static_cast<uint16_t*>(got.get());
+          const RouteWorkspace with(c), without(c);
+          run_route(c, d_ids, with, path, nullptr, &r);
+          run_route(c, d_ids, without, path);
+          expect_same_outputs(with, without);
+          EXPECT_TRUE(got.to_host<uint16_t>() == expected) << "x reordered by the routing launch";
+        }
+      }
     }
   }
 }

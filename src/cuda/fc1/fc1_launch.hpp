@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "cuda/common/frag_matrix.hpp"
+#include "cuda/fc1/x_reorder_launch.hpp"
 #include "cuda/route/route_launch.hpp"
 #include "fp4moe/config.hpp"
 
@@ -63,19 +64,5 @@ void fc1_wgmma_launch(const Fc1Params& params, void* stream);
 
 // Whether the current device runs the wgmma path: compute capability 9.0 and this build's sm_90a code loaded.
 bool wgmma_path_available();
-
-// rows × k BF16 (k a multiple of 64, row strides multiples of 8) into the MMA k order; src may equal dst.
-struct XReorderParams {
-  const uint16_t* src = nullptr;
-  int64_t src_ld = 0;
-  uint16_t* dst = nullptr;
-  int64_t dst_ld = 0;
-  int64_t rows = 0, k = 0;
-  // W4A4: quantize each 16-value block with gs (spec §2) on the way and store its exact BF16 values e2m1·sf, as the
-  // quantize pass's dequantized output would be (one pass over x instead of two)
-  bool quantize = false;
-  float gs = 1.0f;
-};
-void x_reorder_launch(const XReorderParams& params, void* stream);
 
 }  // namespace fp4moe::cuda

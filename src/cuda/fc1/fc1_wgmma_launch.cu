@@ -4,7 +4,6 @@
 
 #include "cuda/common/cuda_check.hpp"
 #include "cuda/fc1/fc1_wgmma_kernel.cuh"
-#include "cuda/fc1/x_reorder_kernel.cuh"
 #include "cuda/gemm/persistent_grid.hpp"
 #include "fp4moe/error.hpp"
 
@@ -55,13 +54,6 @@ bool wgmma_path_available() {
     return attr.binaryVersion == 90 && attr.ptxVersion >= 90;
   }();
   return sm90a_code;
-}
-
-void x_reorder_launch(const XReorderParams& p, void* stream_ptr) {
-  const int64_t threads = p.rows * (p.k / format::kFragK) * kXReorderPieces;
-  if (threads == 0) return;
-  launch_pdl(x_reorder_kernel, dim3(unsigned((threads + kXReorderBlock - 1) / kXReorderBlock)), kXReorderBlock, 0,
-             static_cast<cudaStream_t>(stream_ptr), p);
 }
 
 }  // namespace fp4moe::cuda

@@ -14,7 +14,7 @@
 #include <cstdint>
 
 #include "cuda/common/launch.cuh"
-#include "cuda/fc1/fc1_launch.hpp"
+#include "cuda/fc1/x_reorder_launch.hpp"
 #include "format/fragment_layout.hpp"
 #include "fp4moe/nvfp4.hpp"
 
@@ -56,28 +56,51 @@ __device__ __forceinline__ void x_reorder_quantize(uint32_t (&w)[4], float gs) {
   }
 }
 
-__global__ void __launch_bounds__(kXReorderBlock) x_reorder_kernel(XReorderParams p) {
-  __shared__ __align__(16) uint32_t stage[kXReorderBlock / kXReorderPieces][kXReorderPitch];
-  griddep_wait();
-  griddep_launch_dependents();
-  const int64_t chunks = p.k / format::kFragK;
-  const int64_t index = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int64_t chunk_index = index / kXReorderPieces;
-  const int piece = int(index % kXReorderPieces);
-  const bool valid = chunk_index < p.rows * chunks;  // every thread reaches the warp barrier
-  const int64_t row = chunk_index / chunks, col = (chunk_index % chunks) * format::kFragK + 8 * piece;
-  uint32_t* words = stage[threadIdx.x / kXReorderPieces];
-  uint4 v = make_uint4(0, 0, 0, 0);
-  if (valid) v = *reinterpret_cast<const uint4*>(p.src + row * p.src_ld + col);
-  uint32_t in[4] = {v.x, v.y, v.z, v.w};
-  if (p.quantize) x_reorder_quantize(in, p.gs);  // both lanes of a block are valid or neither (k % 64 == 0)
-  if (valid) {
+// 16-byte pieces of x (one per thread and round).
+__host__ __device__ inline int64_t x_reorder_pieces(const XReorderParams& p) {
+  return p.rows * (p.k / format::kFragK) * kXReorderPieces;
+}
+
+// Stage words of one warp: its 4 chunks.
+inline constexpr int kXReorderWarpStageWords = 32 / kXReorderPieces * kXReorderPitch;
+
+// Pieces first, first + stride, ... of x_reorder_pieces(p). Called by all 32 lanes of a warp together, with
+// consecutive `first` starting at a multiple of 32 and `stride` a multiple of 32, so that each round the warp holds
+// 4 whole chunks; warp_stage: the warp's kXReorderWarpStageWords words of shared memory. A thread loads kRounds
+// pieces (first, first + stride, ...) before it stores any: the routing launch's spare blocks (route_kernels.cuh), of
+// which fewer fit on an SM than of the reorder's own launch, take 4 to keep enough bytes in flight.
+template <int kRounds>
+__device__ __forceinline__ void x_reorder_strided(const XReorderParams& p, int64_t first, int64_t stride,
+                                                  uint32_t* warp_stage) {
+  const int64_t total = x_reorder_pieces(p), chunks = p.k / format::kFragK;
+  const int lane = int(threadIdx.x) % 32, piece = lane % kXReorderPieces;
+  uint32_t* words = warp_stage + lane / kXReorderPieces * kXReorderPitch;
+  for (int64_t base = first; base - lane < total; base += kRounds * stride) {
+    uint4 v[kRounds];
 #pragma unroll
-    for (int e = 0; e < 4; ++e) words[format::fragment_k_slot(2 * (4 * piece + e)) / 2] = in[e];
-  }
-  __syncwarp();
-  if (valid) {
-    *reinterpret_cast<uint4*>(p.dst + row * p.dst_ld + col) = *reinterpret_cast<const uint4*>(words + 4 * piece);
+    for (int u = 0; u < kRounds; ++u) {
+      const int64_t index = base + u * stride, chunk_index = index / kXReorderPieces;
+      const int64_t row = chunk_index / chunks, col = (chunk_index % chunks) * format::kFragK + 8 * piece;
+      v[u] = index < total ? *reinterpret_cast<const uint4*>(p.src + row * p.src_ld + col) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kRounds; ++u) {
+      const int64_t index = base + u * stride, chunk_index = index / kXReorderPieces;
+      if (index - lane >= total) break;  // the warp's rounds past the end (every lane alike)
+      const bool valid = index < total;  // every lane of the warp reaches the barriers
+      const int64_t row = chunk_index / chunks, col = (chunk_index % chunks) * format::kFragK + 8 * piece;
+      uint32_t in[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
+      if (p.quantize) x_reorder_quantize(in, p.gs);  // both lanes of a block are valid or neither (k % 64 == 0)
+      if (valid) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) words[format::fragment_k_slot(2 * (4 * piece + e)) / 2] = in[e];
+      }
+      __syncwarp();
+      if (valid) {
+        *reinterpret_cast<uint4*>(p.dst + row * p.dst_ld + col) = *reinterpret_cast<const uint4*>(words + 4 * piece);
+      }
+      __syncwarp();  // the stage is read before the next round writes it
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 // The CUDA fused-MoE path on the host side: workspace layout and the launch sequence
-// route (W4A4 streaming path: and quantize x) → [quantize x (W4A4 pair tiles; pre-quantized x: dequantize)] → [x
-// into the MMA k order (wgmma path; W4A4 BF16 x quantized on the way)] → fc1 → fc2 → combine, all on one stream
-// without host synchronization.
+// route (its spare blocks: W4A4 streaming path: quantize x; wgmma path: x into the MMA k order, W4A4 quantized on the
+// way) → [quantize x (W4A4 pair tiles; pre-quantized x: dequantize, then on the wgmma path the reorder)] → fc1 → fc2
+// → combine, all on one stream without host synchronization.
 #include <algorithm>
 
 #include "cuda/combine/combine_launch.hpp"
@@ -50,7 +50,7 @@ Layout make_layout(const MoeConfig& c, int64_t tokens) {
   l.tiles = take(size_t(max_route_tiles(pairs, c.num_local_experts, kTileRowChoices[0])) * sizeof(RouteTile));
   l.num_tiles = take(sizeof(int32_t));
   l.tile_ready = take(ints);
-  l.sort_temp_bytes = route_sort_temp_bytes(pairs);
+  l.sort_temp_bytes = route_sort_temp_bytes(pairs, c.num_local_experts);
   l.sort_temp = take(l.sort_temp_bytes);
   const bool w4a4 = c.mode == Mode::kW4A4;
   l.h = take(size_t(pairs * c.intermediate) * sizeof(uint16_t));
@@ -113,20 +113,26 @@ const uint16_t* dequantized_x(const MoeLaunch& m, const Layout& l, void* stream)
   return deq;
 }
 
-// wgmma path: x in the MMA k order, rows of H. W4A4: BF16 x quantized with gs1 by the reorder itself; pre-quantized
-// x dequantized first, in place.
-const uint16_t* reordered_x(const MoeLaunch& m, const Layout& l, void* stream) {
+// wgmma path: x in the MMA k order, rows of H, from src (W4A4 BF16 x: quantized with gs1 by the reorder itself).
+XReorderParams x_reorder_params(const MoeLaunch& m, const Layout& l, const uint16_t* src, int64_t src_ld,
+                                bool quantize) {
   const MoeConfig& c = *m.config;
-  const bool dequantize_first = c.mode == Mode::kW4A4 && m.x_fp4;
   XReorderParams r;
-  r.src = dequantize_first ? dequantized_x(m, l, stream) : m.x;
-  r.src_ld = dequantize_first ? c.hidden : m.x_ld;
-  r.quantize = c.mode == Mode::kW4A4 && !m.x_fp4;
+  r.src = src;
+  r.src_ld = src_ld;
+  r.quantize = quantize;
   r.gs = m.gs1;
   r.dst = section<uint16_t>(m.workspace, l.x_staged);
   r.dst_ld = c.hidden;
   r.rows = m.tokens;
   r.k = c.hidden;
+  return r;
+}
+
+// wgmma path, W4A4 with pre-quantized x: dequantized first, in place, then reordered, by launches of their own after
+// the routing. (BF16 x is reordered by the routing launch's spare blocks instead: RouteParams::reorder.)
+const uint16_t* reordered_prequantized_x(const MoeLaunch& m, const Layout& l, void* stream) {
+  const XReorderParams r = x_reorder_params(m, l, dequantized_x(m, l, stream), m.config->hidden, false);
   x_reorder_launch(r, stream);
   return r.dst;
 }
@@ -169,6 +175,9 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   // W4A4 with BF16 x on the streaming path: the routing launch quantizes x as well, one launch fewer before FC1.
   const bool x_in_route = w4a4 && !m.x_fp4 && !wgmma && !pair_tiles;
   if (x_in_route) route.quantize = x_quantize_params(m, l);
+  // wgmma path, BF16 x: reordered (W4A4: and quantized) by the routing launch's spare blocks, beside the routing.
+  const bool reorder_in_route = wgmma && !(w4a4 && m.x_fp4);
+  if (reorder_in_route) route.reorder = x_reorder_params(m, l, m.x, m.x_ld, w4a4);
   const RouteBuffers& rb = route.buffers;
   if (!pair_tiles) route_launch(route, stream);
   WorkTiles work;
@@ -202,8 +211,9 @@ void moe_launch(const MoeLaunch& m, void* stream) {
   f1.top_k = c.top_k;
   f1.weights_evict_first = wgmma && plan_weights_evict_first(c, m.tokens, tile_rows);
   // A quantize pass of its own between the routing and FC1 waits for its predecessor before FC1 launches.
-  f1.tiles_ready_early = w4a4 && !x_in_route;
-  f1.x = wgmma            ? reordered_x(m, l, stream)
+  f1.tiles_ready_early = w4a4 && !x_in_route && !reorder_in_route;
+  f1.x = reorder_in_route ? route.reorder.dst
+         : wgmma          ? reordered_prequantized_x(m, l, stream)
          : x_in_route     ? route.quantize.dequant
          : w4a4           ? dequantized_x(m, l, stream)
                           : m.x;

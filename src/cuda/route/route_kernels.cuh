@@ -2,9 +2,9 @@
 // kept inside each expert; pairs that are not local come last, key E_local), per-expert offsets, the sorted row of
 // each pair and the work tiles. Bytes: a few int32 per pair; negligible next to
 // the weights.
-// Two paths with the same outputs bit for bit:
-//  - sort path (any P): keys kernel → CUB stable radix sort → positions kernel (positions and offsets, where the
-//    sorted key changes) → tiles kernel;
+// Three paths with the same outputs bit for bit (the segmented one: route_segment_kernels.cuh):
+//  - sort path (any P and E_local): keys kernel → CUB stable radix sort → positions kernel (positions and offsets,
+//    where the sorted key changes) → tiles kernel;
 //  - small path (P <= kRouteSmallMaxPairs, E_local <= kRouteSmallMaxExperts): route_small_kernel, one block, one
 //    launch: a counting sort. Each warp ranks a contiguous segment of pairs among equal keys (match.any) and counts
 //    its keys; the counts give every key's offset and every warp's start inside it; the pairs are placed in shared
@@ -14,6 +14,7 @@
 #include <cub/block/block_scan.cuh>
 
 #include "cuda/common/launch.cuh"
+#include "cuda/fc1/x_reorder_kernel.cuh"
 #include "cuda/quantize/quantize_blocks.cuh"
 #include "cuda/route/route_launch.hpp"
 #include "cuda/route/work_tiles.cuh"
@@ -89,6 +90,22 @@ __global__ void route_positions_kernel(RouteParams p) {
   offsets_at_key_changes(p, b.keys_sorted, first, stride);
 }
 
+// Pieces of x a spare block's thread loads before it stores (x_reorder_strided).
+constexpr int kRouteReorderRounds = 4;
+
+// Spare blocks of a routing launch (`block` of `blocks` of them, kThreads threads each): x prepared for FC1
+// (RouteParams::quantize or ::reorder). smem: kThreads / 32 · kXReorderWarpStageWords words where reordering.
+template <int kThreads>
+__device__ __forceinline__ void prepare_x_for_fc1(const RouteParams& p, int64_t block, int64_t blocks, uint8_t* smem) {
+  const int64_t first = block * kThreads + threadIdx.x, stride = blocks * kThreads;
+  if (p.reorder.rows > 0) {
+    uint32_t* stage = reinterpret_cast<uint32_t*>(smem) + threadIdx.x / 32 * kXReorderWarpStageWords;
+    x_reorder_strided<kRouteReorderRounds>(p.reorder, first, stride, stage);
+  } else {
+    quantize_nvfp4_blocks(p.quantize, first, stride);
+  }
+}
+
 // ---- small path --------------------------------------------------------------------------------------------------
 
 // Threads of route_small_kernel: 256 up to 256 pairs, else 512; warp w ranks pairs
@@ -127,13 +144,14 @@ struct RouteRanks {
 
 // Ranks the warp's segment in pair order, one round of 32 pairs at a time: lanes with equal keys find each other
 // (match.any), each takes the count of its key so far plus the lanes before it, and the lowest adds the round's
-// number to the warp's count of that key. Ends with a block barrier (the counts complete).
+// number to the warp's count of that key. The block's pairs start at `base`. Ends with a block barrier (the counts
+// complete).
 template <int kThreads, int kItems>
-__device__ __forceinline__ RouteRanks<kItems> rank_in_segments(const RouteParams& p, uint16_t* counts) {
+__device__ __forceinline__ RouteRanks<kItems> rank_in_segments(const RouteParams& p, uint16_t* counts, int64_t base) {
   const int keys = int(p.ids.local_experts) + 1, warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   for (int i = int(threadIdx.x); i < (kThreads / 32) * keys; i += kThreads) counts[i] = 0;
   RouteRanks<kItems> r;
-  const int64_t first = int64_t(warp) * 32 * kItems + lane;
+  const int64_t first = base + int64_t(warp) * 32 * kItems + lane;
 #pragma unroll
   for (int j = 0; j < kItems; ++j) {  // the loads first, all in flight together
     const int64_t pair = first + 32 * j;
@@ -225,8 +243,8 @@ __device__ __forceinline__ void place_pairs(const RouteParams& p, const RouteRan
 }
 
 // The whole pre-pass in block 0 of kThreads threads, P <= kThreads · kItems, E_local <= kRouteSmallMaxExperts;
-// dynamic shared memory: route_small_layout(P, E_local, kThreads / 32).bytes. Blocks 1.. quantize x
-// (RouteParams::quantize), so that FC1 waits for one launch instead of two. One block per SM is all the launch
+// dynamic shared memory: route_small_layout(P, E_local, kThreads / 32).bytes (and the reorder's stage). Blocks 1..
+// prepare x (prepare_x_for_fc1), so that FC1 waits for one launch instead of two. One block per SM is all the launch
 // bound asks for (the 512-thread block spilled on sm_80/sm_89 at the 64 registers of two).
 template <int kThreads, int kItems>
 __global__ void __launch_bounds__(kThreads, 1) route_small_kernel(RouteParams p) {
@@ -235,15 +253,14 @@ __global__ void __launch_bounds__(kThreads, 1) route_small_kernel(RouteParams p)
   griddep_wait();  // topk_ids and x may come from the caller's previous kernel
   griddep_launch_dependents();
   if (blockIdx.x > 0) {
-    quantize_nvfp4_blocks(p.quantize, int64_t(blockIdx.x - 1) * blockDim.x + threadIdx.x,
-                          int64_t(gridDim.x - 1) * blockDim.x);
+    prepare_x_for_fc1<kThreads>(p, blockIdx.x - 1, gridDim.x - 1, route_smem);
     return;
   }
   const RouteSmallLayout l = route_small_layout(p.ids.pairs, p.ids.local_experts, kThreads / 32);
   auto* placed = reinterpret_cast<int32_t*>(route_smem + l.placed);
   auto* offsets = reinterpret_cast<int32_t*>(route_smem + l.offsets);
   auto* counts = reinterpret_cast<uint16_t*>(route_smem + l.counts);
-  const RouteRanks<kItems> r = rank_in_segments<kThreads, kItems>(p, counts);
+  const RouteRanks<kItems> r = rank_in_segments<kThreads, kItems>(p, counts, 0);
   key_offsets<kThreads>(p, counts, offsets, scan);
   place_pairs<kThreads, kItems>(p, r, counts, offsets, placed);
   write_tiles<kThreads>(p, offsets, scan);

@@ -1,13 +1,16 @@
 // Host-side interface of the routing pre-pass: (token, slot) pairs sorted by local expert, stably (token order is
-// kept inside each expert), per-expert offsets and the work tiles (tile_rows rows each). All on the device. Small
-// batches (P <= kRouteSmallMaxPairs, E_local <= kRouteSmallMaxExperts) take one launch (one routing block that
-// counts and places the pairs, plus blocks that quantize x in W4A4); larger ones a CUB radix sort. Both paths write
-// the same outputs bit for bit. WorkTiles tells the GEMM and combine kernels where their tiles come from.
+// kept inside each expert), per-expert offsets and the work tiles (tile_rows rows each). All on the device. Three
+// paths write the same outputs bit for bit (RoutePath): small batches take one launch (one routing block that counts
+// and places the pairs); larger ones a counting sort in two launches over segments of the pairs; E_local past
+// kRouteSmallMaxExperts a CUB radix sort. The first launch of either counting path also prepares x for FC1 in its
+// spare blocks (RouteParams::quantize, ::reorder). WorkTiles tells the GEMM and combine kernels where their tiles
+// come from.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "cuda/fc1/x_reorder_launch.hpp"
 #include "cuda/quantize/quantize_launch.hpp"
 
 namespace fp4moe::cuda {
@@ -16,6 +19,8 @@ namespace fp4moe::cuda {
 // memory (69 KB at both limits, within the 99 KB a block may opt into on every supported GPU).
 inline constexpr int64_t kRouteSmallMaxPairs = 8192;
 inline constexpr int64_t kRouteSmallMaxExperts = 1024;
+// The segmented path: each block of its first launch ranks this many pairs (512 threads × 4).
+inline constexpr int64_t kRouteSegmentPairs = 2048;
 
 // One work tile: rows [row_begin, row_end) of the sorted pairs, all routed to local expert `expert`.
 struct RouteTile {
@@ -32,15 +37,15 @@ struct RouteBuffers {
   RouteTile* tiles = nullptr;       // [max_tiles]
   int32_t* num_tiles = nullptr;     // [1]
   int32_t* tile_ready = nullptr;    // [P] or nullptr: 0 at the first sorted row of each tile (WorkTiles::tile_ready)
-  void* sort_temp = nullptr;        // sort path scratch
+  void* sort_temp = nullptr;        // scratch: the CUB sort's, or the counting sort's per-segment key counts
   size_t sort_temp_bytes = 0;
 };
 
 // Upper bound of work tiles of tile_rows rows for P pairs and E_local experts (each expert adds at most one partial
 // tile).
 int64_t max_route_tiles(int64_t pairs, int64_t local_experts, int tile_rows);
-// Bytes of CUB sort scratch for P pairs.
-size_t route_sort_temp_bytes(int64_t pairs);
+// Bytes of routing scratch (RouteBuffers::sort_temp) for P pairs and E_local experts: enough for any path.
+size_t route_sort_temp_bytes(int64_t pairs, int64_t local_experts);
 
 // The routing's input: topk_ids [P = T·K] and the local expert range. Ids outside [0, E) and outside the local
 // range are not local.
@@ -69,14 +74,24 @@ struct WorkTiles {
   ExpertIds ids;
 };
 
+// The routing's paths, all with the same outputs (kAuto: route_launch.cu picks by P and E_local).
+enum class RoutePath {
+  kAuto,
+  kOneBlock,  // P <= kRouteSmallMaxPairs, E_local <= kRouteSmallMaxExperts: one block counts and places every pair
+  kSegments,  // E_local <= kRouteSmallMaxExperts: blocks count segments of kRouteSegmentPairs, then place them
+  kSort,      // any: CUB stable radix sort
+};
+
 struct RouteParams {
   ExpertIds ids;
   int tile_rows = 64;  // rows of one work tile
   RouteBuffers buffers;
-  bool force_sort = false;  // always take the CUB sort path (tests compare both paths)
-  // W4A4 (rows > 0): x quantized for FC1 in the same launch, by blocks of the one-launch path besides the routing
-  // block (the sort path launches the quantize pass after the routing). One launch fewer before FC1.
+  RoutePath path = RoutePath::kAuto;  // tests force each path
+  // x prepared for FC1 in the routing's first launch, by blocks besides the routing blocks, so that FC1 waits for
+  // the routing alone and the two overlap (the CUB path launches it after the sort). At most one, rows > 0:
+  // W4A4 streaming path: x quantized (dequantized values); wgmma path: x into the MMA k order (W4A4: quantized too).
   QuantizeParams quantize;
+  XReorderParams reorder;
 };
 
 void route_launch(const RouteParams& params, void* stream);
