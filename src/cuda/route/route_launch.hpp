@@ -2,8 +2,8 @@
 // kept inside each expert), per-expert offsets and the work tiles (tile_rows rows each). All on the device. Three
 // paths write the same outputs bit for bit (RoutePath): small batches take one launch (one routing block that counts
 // and places the pairs); larger ones a counting sort in two launches over segments of the pairs; E_local past
-// kRouteSmallMaxExperts a CUB radix sort. The first launch of either counting path also prepares x for FC1 in its
-// spare blocks (RouteParams::quantize, ::reorder). WorkTiles tells the GEMM and combine kernels where their tiles
+// kRouteSmallMaxExperts a CUB radix sort. A launch of either counting path also prepares x for FC1 in its spare
+// blocks (RouteParams::quantize, ::reorder). WorkTiles tells the GEMM and combine kernels where their tiles
 // come from.
 #pragma once
 
@@ -87,9 +87,10 @@ struct RouteParams {
   int tile_rows = 64;  // rows of one work tile
   RouteBuffers buffers;
   RoutePath path = RoutePath::kAuto;  // tests force each path
-  // x prepared for FC1 in the routing's first launch, by blocks besides the routing blocks, so that FC1 waits for
-  // the routing alone and the two overlap (the CUB path launches it after the sort). At most one, rows > 0:
-  // W4A4 streaming path: x quantized (dequantized values); wgmma path: x into the MMA k order (W4A4: quantized too).
+  // x prepared for FC1 in a routing launch (the one block's, the segmented path's place launch), by blocks besides
+  // the routing blocks, so that FC1 waits for the routing alone and the two overlap (the CUB path launches it after
+  // the sort). At most one, rows > 0: W4A4 streaming path: x quantized (dequantized values); wgmma path: x into the
+  // MMA k order (W4A4: quantized too).
   QuantizeParams quantize;
   XReorderParams reorder;
 };

@@ -10,8 +10,9 @@
 //     pairs: row = offset + start + rank (position, pairs_sorted, keys_sorted). Block 0 writes the offsets and the
 //     tiles. Spare blocks past the segments prepare x for FC1, from the start of the count launch on (see the
 //     kernel), so that the routing's two launches hide behind it.
-// Before it, P past the one-block path took the CUB sort path: 6-7 launches, ~32 µs at P = 32768 in the layer's
-// graph (bench/NOTES.md, session 26). Bytes: a few int32 per pair, and segments · (E_local + 1) counts.
+// Before it, P = 2049..8192 took the one block (8.7-15 µs at P = 4096-8192) and P past 8192 the CUB sort path (7-10
+// launches and memsets, ~32 µs at P = 32768) in the layer's graph (bench/NOTES.md, session 26). Bytes: a few int32 per
+// pair, and segments · (E_local + 1) counts.
 #pragma once
 
 #include "cuda/route/route_kernels.cuh"
