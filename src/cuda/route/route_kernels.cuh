@@ -175,45 +175,60 @@ __device__ __forceinline__ RouteRanks<kItems> rank_in_segments(const RouteParams
   return r;
 }
 
+// Key e's counts over the block's kWarps warps (counts[w][e], `keys` per warp) become each warp's start inside the
+// key (the count of key-e pairs in the warps before it); returns the block's count of key e.
+template <int kWarps>
+__device__ __forceinline__ int32_t warp_starts_of_key(uint16_t* counts, int keys, int e) {
+  int32_t running = 0;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) {
+    const int32_t c = counts[w * keys + e];
+    counts[w * keys + e] = uint16_t(running);
+    running += c;
+  }
+  return running;
+}
+
 // Keys per thread of the offset scan: every key of the largest E_local.
 template <int kThreads>
 inline constexpr int kRouteKeysPerThread = int((kRouteSmallMaxExperts + 1 + kThreads - 1) / kThreads);
 
-// From the counts: counts[w][e] becomes the number of key-e pairs in the segments before w, offsets[e] (shared and
-// global) the first sorted row of key e. Thread i takes keys kRouteKeysPerThread·i.. (a block scan of their totals
-// orders them). Ends with a block barrier.
-template <int kThreads>
-__device__ __forceinline__ void key_offsets(const RouteParams& p, uint16_t* counts, int32_t* offsets,
-                                            typename RouteScan<kThreads>::TempStorage& scan) {
-  constexpr int kKeys = kRouteKeysPerThread<kThreads>, kWarps = kThreads / 32;
-  const int keys = int(p.ids.local_experts) + 1;
+// The keys' offsets from their totals: thread i takes keys kRouteKeysPerThread·i.. (a block scan of their sums orders
+// them). total(e) is called for each of the thread's keys before offset(e, first sorted row of key e) for any.
+template <int kThreads, class Total, class Offset>
+__device__ __forceinline__ void scan_key_offsets(int keys, Total&& total_of, Offset&& offset,
+                                                 typename RouteScan<kThreads>::TempStorage& scan) {
+  constexpr int kKeys = kRouteKeysPerThread<kThreads>;
   int32_t total[kKeys], sum = 0;
 #pragma unroll
   for (int i = 0; i < kKeys; ++i) {
     const int e = int(threadIdx.x) * kKeys + i;
-    int32_t running = 0;
-    if (e < keys) {
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) {
-        const int32_t c = counts[w * keys + e];
-        counts[w * keys + e] = uint16_t(running);
-        running += c;
-      }
-    }
-    total[i] = running;
-    sum += running;
+    total[i] = e < keys ? total_of(e) : 0;
+    sum += total[i];
   }
   int32_t first = 0;
   RouteScan<kThreads>(scan).ExclusiveSum(sum, first);
 #pragma unroll
   for (int i = 0; i < kKeys; ++i) {
     const int e = int(threadIdx.x) * kKeys + i;
-    if (e < keys) {
-      offsets[e] = first;
-      p.buffers.offsets[e] = first;
-    }
+    if (e < keys) offset(e, first);
     first += total[i];
   }
+}
+
+// From the counts: counts[w][e] becomes the number of key-e pairs in the segments before w, offsets[e] (shared and
+// global) the first sorted row of key e. Ends with a block barrier.
+template <int kThreads>
+__device__ __forceinline__ void key_offsets(const RouteParams& p, uint16_t* counts, int32_t* offsets,
+                                            typename RouteScan<kThreads>::TempStorage& scan) {
+  const int keys = int(p.ids.local_experts) + 1;
+  scan_key_offsets<kThreads>(
+      keys, [&](int e) { return warp_starts_of_key<kThreads / 32>(counts, keys, e); },
+      [&](int e, int32_t first) {
+        offsets[e] = first;
+        p.buffers.offsets[e] = first;
+      },
+      scan);
   __syncthreads();
 }
 

@@ -46,14 +46,7 @@ __global__ void __launch_bounds__(kRouteSegmentThreads) route_segment_count_kern
       rank_in_segments<kRouteSegmentThreads, kRouteSegmentItems>(p, counts, base);
   int32_t* seg_counts = static_cast<int32_t*>(p.buffers.sort_temp) + int64_t(blockIdx.x) * keys;
   for (int e = int(threadIdx.x); e < keys; e += kRouteSegmentThreads) {
-    int32_t running = 0;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      const int32_t c = counts[w * keys + e];
-      counts[w * keys + e] = uint16_t(running);
-      running += c;
-    }
-    seg_counts[e] = running;
+    seg_counts[e] = warp_starts_of_key<kWarps>(counts, keys, e);
   }
   __syncthreads();
   const int64_t first = base + int64_t(warp) * 32 * kRouteSegmentItems + int(threadIdx.x) % 32;
@@ -72,7 +65,6 @@ __global__ void __launch_bounds__(kRouteSegmentThreads) route_segment_count_kern
 // the same totals in any order). Ends with a block barrier.
 __device__ __forceinline__ void segment_starts(const RouteParams& p, int32_t segments, int32_t* start, int32_t* offsets,
                                                RouteScan<kRouteSegmentThreads>::TempStorage& scan) {
-  constexpr int kKeys = kRouteKeysPerThread<kRouteSegmentThreads>;
   const int keys = int(p.ids.local_experts) + 1;
   for (int e = int(threadIdx.x); e < keys; e += kRouteSegmentThreads) {
     start[e] = 0;    // pairs before this segment
@@ -89,25 +81,14 @@ __device__ __forceinline__ void segment_starts(const RouteParams& p, int32_t seg
     if (i < before) atomicAdd(&start[e], c);
   }
   __syncthreads();
-  int32_t total[kKeys], sum = 0;
-#pragma unroll
-  for (int i = 0; i < kKeys; ++i) {
-    const int e = int(threadIdx.x) * kKeys + i;
-    total[i] = e < keys ? offsets[e] : 0;
-    sum += total[i];
-  }
-  int32_t first = 0;
-  RouteScan<kRouteSegmentThreads>(scan).ExclusiveSum(sum, first);
-#pragma unroll
-  for (int i = 0; i < kKeys; ++i) {
-    const int e = int(threadIdx.x) * kKeys + i;
-    if (e < keys) {
-      offsets[e] = first;
-      start[e] += first;
-      if (blockIdx.x == 0) p.buffers.offsets[e] = first;
-    }
-    first += total[i];
-  }
+  scan_key_offsets<kRouteSegmentThreads>(
+      keys, [&](int e) { return offsets[e]; },
+      [&](int e, int32_t first) {
+        offsets[e] = first;
+        start[e] += first;
+        if (blockIdx.x == 0) p.buffers.offsets[e] = first;
+      },
+      scan);
   __syncthreads();
 }
 
