@@ -2,10 +2,11 @@
 //
 // Data path, one stream, no host synchronization and no allocation (graph-capturable):
 //   route   : topk_ids → pairs stably sorted by local expert (token order kept) → offsets, work tiles of
-//             8/16/24/32 rows (heuristics.hpp); one launch up to 8192 pairs; none for one token (pair tiles,
-//             route_launch.hpp: WorkTiles)
+//             8/16/24/32 rows (wgmma path 64/128/160; heuristics.hpp); one launch up to 2048 pairs, two past
+//             (route_launch.hpp: RoutePath); none for one token (pair tiles, route_launch.hpp: WorkTiles)
 //   [W4A4]  : x quantized with gs1 (or the pre-quantized x) → exact BF16 values e2m1·sf; on the streaming path
 //             with BF16 x, by the routing launch's spare blocks
+//   [wgmma] : x into the MMA k order (W4A4 BF16 x quantized on the way), by the routing launch's spare blocks
 //   fc1     : gathered x rows × FP4 w13 streamed once per tile → alpha → activation → h (BF16; W4A4: quantized
 //             with gs2 per 16-column block and kept as exact BF16 values)
 //   fc2     : h × FP4 w2 → alpha → y (fp32, one row per routed (token, slot))

@@ -103,9 +103,21 @@ void launch_one_block(const RouteParams& p, cudaStream_t stream) {
 
 int64_t route_segments(int64_t pairs) { return (pairs + kRouteSegmentPairs - 1) / kRouteSegmentPairs; }
 
+// Scratch of the segmented path: every segment's count of every key.
+size_t segment_count_bytes(int64_t pairs, int64_t local_experts) {
+  return size_t(route_segments(pairs)) * size_t(local_experts + 1) * sizeof(int32_t);
+}
+
+// The scratch a path needs, against what the caller gave (RouteBuffers::sort_temp_bytes).
+void check_scratch(const RouteParams& p, size_t needed) {
+  FP4MOE_CHECK(p.buffers.sort_temp_bytes >= needed, "routing scratch (RouteBuffers::sort_temp_bytes): needs ",
+               needed, " bytes, got ", p.buffers.sort_temp_bytes);
+}
+
 void launch_segments(const RouteParams& p, cudaStream_t stream) {
   const int64_t segments = route_segments(p.ids.pairs);
   FP4MOE_CHECK(segments <= INT32_MAX / 2, "too many pairs for the segmented routing path: ", p.ids.pairs);
+  check_scratch(p, segment_count_bytes(p.ids.pairs, p.ids.local_experts));
   launch_pdl(route_segment_count_kernel, unsigned(segments), kRouteSegmentThreads,
              route_segment_count_smem(p.ids.local_experts), stream, p);
   const size_t place_smem =
@@ -116,12 +128,13 @@ void launch_segments(const RouteParams& p, cudaStream_t stream) {
 }
 
 void launch_sort(const RouteParams& p, cudaStream_t stream) {
+  size_t temp_bytes = cub_sort_temp_bytes(p.ids.pairs);
+  check_scratch(p, temp_bytes);
   constexpr int kThreads = 256;
   route_keys_kernel<<<grid_for(p.ids.pairs, kThreads), kThreads, 0, stream>>>(p);
   FP4MOE_CUDA_CHECK(cudaGetLastError());
   // Keys lie in [0, E_local]: sorting only their low bits keeps the sort short.
   const int end_bit = std::max(1, int(std::bit_width(uint64_t(p.ids.local_experts))));
-  size_t temp_bytes = cub_sort_temp_bytes(p.ids.pairs);
   FP4MOE_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(p.buffers.sort_temp, temp_bytes, p.buffers.keys_in,
                                                     p.buffers.keys_sorted, p.buffers.pairs_in,
                                                     p.buffers.pairs_sorted, p.ids.pairs, 0, end_bit, stream));
@@ -140,8 +153,7 @@ int64_t max_route_tiles(int64_t pairs, int64_t local_experts, int tile_rows) {
 }
 
 size_t route_sort_temp_bytes(int64_t pairs, int64_t local_experts) {
-  const size_t counts = size_t(route_segments(pairs)) * size_t(local_experts + 1) * sizeof(int32_t);
-  return std::max(cub_sort_temp_bytes(pairs), counts);
+  return std::max(cub_sort_temp_bytes(pairs), segment_count_bytes(pairs, local_experts));
 }
 
 void route_launch(const RouteParams& p, void* stream_ptr) {
@@ -152,9 +164,6 @@ void route_launch(const RouteParams& p, void* stream_ptr) {
                "the routing launch quantizes x only into linear scales or dequantized values");
   FP4MOE_CHECK(p.quantize.rows == 0 || p.reorder.rows == 0,
                "the routing launch prepares x one way: quantized or reordered, not both");
-  FP4MOE_CHECK(p.buffers.sort_temp_bytes >= route_sort_temp_bytes(p.ids.pairs, p.ids.local_experts),
-               "routing scratch: ", p.buffers.sort_temp_bytes, " bytes, needs ",
-               route_sort_temp_bytes(p.ids.pairs, p.ids.local_experts));
   switch (route_path(p)) {
     case RoutePath::kOneBlock: return launch_one_block(p, stream);
     case RoutePath::kSegments: return launch_segments(p, stream);
