@@ -1,11 +1,14 @@
 // The GPU NVFP4 quantizer against the host one: bit-exact codes and scales, both scale layouts, on random data
 // of several magnitudes, exact tie values, strided inputs and extreme global scales. Outputs are poisoned first.
+// The pass's dequantized-only form (W4A4's x for FC1: two threads per block) against the host's quantize_block
+// followed by dequant_unscaled, bit for bit, on random bits (NaNs, infinities, subnormals) and normal values.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
 #include "test_util.hpp"
+#include "cuda/quantize/quantize_launch.hpp"
 #include "fp4moe/error.hpp"
 #include "fp4moe/quantize.hpp"
 #include "gpu/gpu_test_util.hpp"
@@ -121,6 +124,88 @@ TEST(QuantizeGpu, ZeroRowsIsANoOp) {
                       TensorView(ds.get(), DType::kE4M3, {0, 4}, Device::cuda()), ScaleLayout::kLinear);
   FP4MOE_CUDA_CHECK(cudaDeviceSynchronize());
   for (uint8_t v : dp.to_host<uint8_t>()) EXPECT_EQ(v, 0xAB);
+}
+
+struct DequantCase {
+  int64_t rows, k, ld;
+};
+
+// Even rows hold normal values, odd rows random BF16 bits; the output has a poisoned tail that must stay so. Blocks
+// with a NaN or an infinity are left out of the comparison: spec §2 leaves their result unspecified (the GPU's
+// arithmetic does not keep a NaN's sign, x86's does, so −0 and +0 differ there).
+void run_dequant_only_case(const DequantCase& c, float gs, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << "rows=" << c.rows << " k=" << c.k << " ld=" << c.ld << " gs=" << gs
+                                    << " seed=" << seed);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<uint16_t> x(size_t(c.rows * c.ld), 0x7FC1);
+  for (int64_t r = 0; r < c.rows; ++r) {
+    for (int64_t i = 0; i < c.k; ++i) {
+      x[size_t(r * c.ld + i)] = r % 2 == 1 ? uint16_t(rng()) : float_to_bf16(normal(rng));
+    }
+  }
+  constexpr int64_t kTail = 64;
+  constexpr uint16_t kPoisonWord = 0xABAB;
+  std::vector<uint16_t> want(size_t(c.rows * c.k + kTail), kPoisonWord);
+  std::vector<bool> compared(want.size(), true);
+  for (int64_t r = 0; r < c.rows; ++r) {
+    for (int64_t b = 0; b < c.k / kBlockSize; ++b) {
+      float block[kBlockSize];
+      bool finite = true;
+      for (int i = 0; i < kBlockSize; ++i) {
+        block[i] = bf16_to_float(x[size_t(r * c.ld + b * kBlockSize + i)]);
+        finite = finite && std::isfinite(block[i]);
+      }
+      for (int i = 0; i < kBlockSize; ++i) compared[size_t(r * c.k + b * kBlockSize + i)] = finite;
+      uint8_t packed[kBlockSize / 2];
+      const uint8_t sf = quantize_block(block, gs, packed);
+      for (int i = 0; i < kBlockSize; ++i) {
+        want[size_t(r * c.k + b * kBlockSize + i)] = float_to_bf16(dequant_unscaled(fp4_get(packed, i), sf));
+      }
+    }
+  }
+  DeviceBuffer dx = DeviceBuffer::from_host(x);
+  DeviceBuffer dout(want.size() * sizeof(uint16_t));
+  cuda::QuantizeParams q;
+  q.x = static_cast<const uint16_t*>(dx.get());
+  q.rows = c.rows;
+  q.k = c.k;
+  q.x_ld = c.ld;
+  q.global_scale = gs;
+  q.dequant = static_cast<uint16_t*>(dout.get());
+  cuda::launch_quantize_nvfp4(q, nullptr);
+  FP4MOE_CUDA_CHECK(cudaDeviceSynchronize());
+  const std::vector<uint16_t> got = dout.to_host<uint16_t>();
+  int64_t bad = 0, nonzero = 0, skipped = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    nonzero += i < size_t(c.rows * c.k) && int64_t(i) / c.k % 2 == 0 && (got[i] & 0x7fffu) != 0;
+    skipped += !compared[i];
+    if (compared[i] && got[i] != want[i] && ++bad <= 5) {
+      ADD_FAILURE() << "element " << i << ": " << got[i] << " != " << want[i];
+    }
+  }
+  EXPECT_EQ(bad, 0) << "of " << want.size() << " words differ (the last " << kTail << " must stay poisoned)";
+  EXPECT_LT(skipped, c.rows * c.k / 4) << "most blocks are finite, so most are compared";
+  if (gs > 0.1f && gs < 1e4f) {  // (extreme gs saturate or flush the scales)
+    EXPECT_GT(nonzero, (c.rows + 1) / 2 * c.k / 2) << "most dequantized values of the normal rows are not zero";
+  }
+}
+
+TEST(QuantizeGpu, DequantizedOnlyMatchesHostBitForBit) {
+  FP4MOE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  const DequantCase cases[] = {
+      {1, 7168, 7168},  // deepseek-v3's x at T = 1
+      {1, 2048, 2048},  // qwen3-30b's
+      {3, 16, 16},      // one block per row
+      {5, 48, 56},      // three blocks per row (warps span rows), strided rows
+      {300, 2880, 2880},
+      {37, 4096, 4104},
+  };
+  uint64_t s = seed;
+  for (const DequantCase& c : cases) {
+    for (float gs : {1.0f, 2688.0f, 0.37f, 1e-30f, 3.0e38f}) run_dequant_only_case(c, gs, s++);
+  }
 }
 
 // Validation runs before any CUDA call, so these need no GPU.

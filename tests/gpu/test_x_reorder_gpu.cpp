@@ -2,8 +2,9 @@
 // 64-column chunk lands at format::fragment_k_slot(l) of the same chunk, for random BF16 bits (fresh seed, printed
 // on failure). Cases: one chunk of one row, rows that do not fill a warp or a block, strided rows whose gaps must
 // stay untouched, in place (src == dst), and layer-sized rows (H = 2048 and 7168); zero rows launch nothing. With
-// W4A4's quantization on the way: against the quantize pass followed by the plain reorder, bit for bit (random bits
-// take in NaNs, infinities, subnormals and huge values, so every path of a block's arithmetic is hit).
+// W4A4's quantization on the way: against the quantize pass (its dequantized output, which test_quantize_gpu.cpp
+// checks against the host's quantize_block) followed by the plain reorder, bit for bit (random bits take in NaNs,
+// infinities, subnormals and huge values, so every path of a block's arithmetic is hit).
 #include <gtest/gtest.h>
 
 #include <cstdint>

@@ -6,8 +6,8 @@
 // barrier it stores the piece found at its own place. src may equal dst: every piece of a chunk is loaded before
 // the barrier and stored after it, by the same warp. (One thread per chunk, with 8 strided 16-byte loads each, ran
 // at a third of the copy bandwidth: 105 µs for 16384 × 2048, bench/NOTES.md.)
-// W4A4 (XReorderParams::quantize): the two threads of a 16-value block quantize it on the way (amax over both halves
-// by one shuffle, then nvfp4.hpp's arithmetic: the same bits as quantize_nvfp4_kernel's dequantized output).
+// W4A4 (XReorderParams::quantize): the two threads of a 16-value block quantize it on the way (quantize_half_block,
+// the arithmetic of the quantize pass's dequantized output).
 // Roofline: reads and writes rows·k·2 bytes once.
 #pragma once
 
@@ -15,6 +15,7 @@
 
 #include "cuda/common/launch.cuh"
 #include "cuda/fc1/x_reorder_launch.hpp"
+#include "cuda/quantize/quantize_blocks.cuh"
 #include "format/fragment_layout.hpp"
 #include "fp4moe/nvfp4.hpp"
 
@@ -27,34 +28,6 @@ inline constexpr int kXReorderPieces = format::kFragK / 8;  // 16-byte pieces pe
 inline constexpr int kXReorderPitch = format::kFragK / 2 + 4;
 static_assert(kXReorderBlock % 32 == 0 && 32 % kXReorderPieces == 0, "a warp holds whole chunks");
 static_assert(2 * 8 == kBlockSize, "a quantization block is two 16-byte pieces: lanes 2i and 2i + 1");
-
-// The 8 BF16 values (4 words) of this thread's half of a 16-value block, quantized with gs and dequantized without
-// it (e2m1·sf, exact in BF16): quantize_block's amax, scale and multiplier, then e2m1_round (= e2m1_to_float ∘
-// float_to_e2m1) times the scale, as store_dequant has it. Every lane of the warp calls it.
-__device__ __forceinline__ void x_reorder_quantize(uint32_t (&w)[4], float gs) {
-  float x[8];
-#pragma unroll
-  for (int e = 0; e < 4; ++e) {
-    x[2 * e] = bf16_to_float(uint16_t(w[e] & 0xffffu));
-    x[2 * e + 1] = bf16_to_float(uint16_t(w[e] >> 16));
-  }
-  float amax = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const float a = bits_float(float_bits(x[i]) & 0x7fffffffu);
-    amax = a > amax ? a : amax;  // NaNs never win, as in quantize_block
-  }
-  const float other = __shfl_xor_sync(0xffffffffu, amax, 1);
-  amax = other > amax ? other : amax;
-  const uint8_t sf = block_scale_e4m3(amax, gs);
-  const float inv = block_inverse_scale(sf, gs), sff = e4m3_to_float(sf);
-#pragma unroll
-  for (int e = 0; e < 4; ++e) {
-    const uint32_t lo = float_to_bf16(mul_rn(e2m1_round(mul_rn(x[2 * e], inv)), sff));
-    const uint32_t hi = float_to_bf16(mul_rn(e2m1_round(mul_rn(x[2 * e + 1], inv)), sff));
-    w[e] = lo | hi << 16;
-  }
-}
 
 // 16-byte pieces of x (one per thread and round).
 __host__ __device__ inline int64_t x_reorder_pieces(const XReorderParams& p) {
@@ -90,7 +63,7 @@ __device__ __forceinline__ void x_reorder_strided(const XReorderParams& p, int64
       const bool valid = index < total;  // every lane of the warp reaches the barriers
       const int64_t row = chunk_index / chunks, col = (chunk_index % chunks) * format::kFragK + 8 * piece;
       uint32_t in[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
-      if (p.quantize) x_reorder_quantize(in, p.gs);  // both lanes of a block are valid or neither (k % 64 == 0)
+      if (p.quantize) quantize_half_block(in, p.gs);  // both lanes of a block are valid or neither (k % 64 == 0)
       if (valid) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) words[format::fragment_k_slot(2 * (4 * piece + e)) / 2] = in[e];

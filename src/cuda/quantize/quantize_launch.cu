@@ -9,21 +9,24 @@
 namespace fp4moe::cuda {
 
 unsigned quantize_grid(const QuantizeParams& p, int threads) {
-  const int64_t blocks = p.rows * (p.k / kBlockSize);
-  return unsigned(std::min<int64_t>((blocks + threads - 1) / threads, int64_t(1) << 20));
+  return unsigned(std::min<int64_t>((quantize_items(p) + threads - 1) / threads, int64_t(1) << 20));
 }
+
+// Threads per block of the pass. Dequantized only (W4A4's x, a few hundred pieces at T = 1): blocks of two warps, so
+// that x's 16-byte pieces spread over more SMs, where FC1's blocks, launched as soon as the pass starts, share them.
+constexpr int kQuantizeThreads = 256;
+constexpr int kDequantOnlyThreads = 64;
 
 void launch_quantize_nvfp4(const QuantizeParams& p, void* stream_ptr) {
   auto stream = static_cast<cudaStream_t>(stream_ptr);
-  const int64_t blocks = p.rows * (p.k / kBlockSize);
   if (p.swizzled && p.scales) {
     // The kernel writes only real scales; the 128x4 padding must read as 0 (spec §3).
     const int64_t bytes = round_up(p.rows, 128) * round_up(p.k / kBlockSize, 4);
     FP4MOE_CUDA_CHECK(cudaMemsetAsync(p.scales, 0, size_t(bytes), stream));
   }
-  if (blocks == 0) return;
-  constexpr int kThreads = 256;
-  launch_pdl(quantize_nvfp4_kernel, quantize_grid(p, kThreads), kThreads, 0, stream, p);
+  if (quantize_items(p) == 0) return;
+  const int threads = dequant_only(p) ? kDequantOnlyThreads : kQuantizeThreads;
+  launch_pdl(quantize_nvfp4_kernel, quantize_grid(p, threads), threads, 0, stream, p);
 }
 
 void launch_dequantize_nvfp4(const DequantizeParams& p, void* stream_ptr) {
