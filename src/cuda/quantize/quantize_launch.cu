@@ -8,14 +8,22 @@
 
 namespace fp4moe::cuda {
 
-unsigned quantize_grid(const QuantizeParams& p, int threads) {
-  return unsigned(std::min<int64_t>((quantize_items(p) + threads - 1) / threads, int64_t(1) << 20));
+namespace {
+
+unsigned grid_for_items(int64_t items, int threads) {
+  return unsigned(std::min<int64_t>((items + threads - 1) / threads, int64_t(1) << 20));
 }
 
 // Threads per block of the pass. Dequantized only (W4A4's x, a few hundred pieces at T = 1): blocks of two warps, so
 // that x's 16-byte pieces spread over more SMs, where FC1's blocks, launched as soon as the pass starts, share them.
 constexpr int kQuantizeThreads = 256;
 constexpr int kDequantOnlyThreads = 64;
+
+}  // namespace
+
+unsigned quantize_grid(const QuantizeParams& p, int threads) {
+  return grid_for_items(p.rows * (p.k / kBlockSize), threads);
+}
 
 void launch_quantize_nvfp4(const QuantizeParams& p, void* stream_ptr) {
   auto stream = static_cast<cudaStream_t>(stream_ptr);
@@ -26,7 +34,7 @@ void launch_quantize_nvfp4(const QuantizeParams& p, void* stream_ptr) {
   }
   if (quantize_items(p) == 0) return;
   const int threads = dequant_only(p) ? kDequantOnlyThreads : kQuantizeThreads;
-  launch_pdl(quantize_nvfp4_kernel, quantize_grid(p, threads), threads, 0, stream, p);
+  launch_pdl(quantize_nvfp4_kernel, grid_for_items(quantize_items(p), threads), threads, 0, stream, p);
 }
 
 void launch_dequantize_nvfp4(const DequantizeParams& p, void* stream_ptr) {

@@ -26,9 +26,8 @@ struct DequantizeParams {
   uint16_t* out = nullptr;  // [rows, k] contiguous
 };
 
-// Blocks of `threads` threads for the quantize pass (one thread per 16-value block, or per 16-byte piece where only
-// dequantized values are written; the threads stride over the rest past the cap). The routing launch sizes its
-// quantizing blocks with it too.
+// Blocks of `threads` threads for the quantize pass (one thread per 16-value block; the threads stride over the
+// rest past the cap). The routing launch sizes its quantizing blocks with it too.
 unsigned quantize_grid(const QuantizeParams& params, int threads);
 
 // Enqueues the kernel (and, for the 128x4 layout, the zeroing of the padding) on `stream`. Throws Error on a

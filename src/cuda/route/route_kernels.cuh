@@ -101,8 +101,6 @@ __device__ __forceinline__ void prepare_x_for_fc1(const RouteParams& p, int64_t 
   if (p.reorder.rows > 0) {
     uint32_t* stage = reinterpret_cast<uint32_t*>(smem) + threadIdx.x / 32 * kXReorderWarpStageWords;
     x_reorder_strided<kRouteReorderRounds>(p.reorder, first, stride, stage);
-  } else if (dequant_only(p.quantize)) {
-    quantize_dequant_pieces(p.quantize, first, stride);
   } else {
     quantize_nvfp4_blocks(p.quantize, first, stride);
   }
