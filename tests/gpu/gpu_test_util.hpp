@@ -1,4 +1,5 @@
-// Helpers of the GPU tests: skip with a visible reason when there is no GPU, and RAII device buffers.
+// Helpers of the GPU tests: skip with a visible reason when there is no GPU, RAII device buffers, and the quantize
+// pass's parameters for W4A4's x (dequantized output only).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -9,6 +10,7 @@
 
 #include "cuda/common/cuda_check.hpp"
 #include "cuda/common/device_info.hpp"
+#include "cuda/quantize/quantize_launch.hpp"
 
 #define FP4MOE_REQUIRE_GPU()                                                                    \
   do {                                                                                          \
@@ -51,5 +53,19 @@ class DeviceBuffer {
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
 };
+
+// The quantize pass as W4A4's x takes it: BF16 rows [rows, k] (row stride ld) of `x` quantized with gs, written to
+// `out` as dequantized BF16 values only.
+inline cuda::QuantizeParams dequant_only_params(const DeviceBuffer& x, int64_t rows, int64_t k, int64_t ld, float gs,
+                                                const DeviceBuffer& out) {
+  cuda::QuantizeParams q;
+  q.x = static_cast<const uint16_t*>(x.get());
+  q.rows = rows;
+  q.k = k;
+  q.x_ld = ld;
+  q.global_scale = gs;
+  q.dequant = static_cast<uint16_t*>(out.get());
+  return q;
+}
 
 }  // namespace fp4moe::testing

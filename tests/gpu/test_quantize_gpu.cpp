@@ -9,7 +9,6 @@
 #include <random>
 
 #include "test_util.hpp"
-#include "cuda/quantize/quantize_launch.hpp"
 #include "fp4moe/error.hpp"
 #include "fp4moe/quantize.hpp"
 #include "gpu/gpu_test_util.hpp"
@@ -167,14 +166,7 @@ void run_dequant_only_case(const DequantCase& c, float gs, uint64_t seed) {
   }
   DeviceBuffer dx = DeviceBuffer::from_host(x);
   DeviceBuffer dout(want.size() * sizeof(uint16_t));
-  cuda::QuantizeParams q;
-  q.x = static_cast<const uint16_t*>(dx.get());
-  q.rows = c.rows;
-  q.k = c.k;
-  q.x_ld = c.ld;
-  q.global_scale = gs;
-  q.dequant = static_cast<uint16_t*>(dout.get());
-  cuda::launch_quantize_nvfp4(q, nullptr);
+  cuda::launch_quantize_nvfp4(testing::dequant_only_params(dx, c.rows, c.k, c.ld, gs, dout), nullptr);
   FP4MOE_CUDA_CHECK(cudaDeviceSynchronize());
   const std::vector<uint16_t> got = dout.to_host<uint16_t>();
   int64_t bad = 0, nonzero = 0, skipped = 0;

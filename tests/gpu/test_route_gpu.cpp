@@ -334,13 +334,7 @@ TEST(RouteGpu, QuantizesXInTheSameLaunch) {
       SCOPED_TRACE(::testing::Message() << "P=" << c.pairs << " " << path_name(path));
       const DeviceBuffer d_ids = DeviceBuffer::from_host(make_ids(c, rng));
       DeviceBuffer dequant(size_t(kRows * kK) * 2, kPoison);
-      cuda::QuantizeParams q;
-      q.x = static_cast<const uint16_t*>(d_x.get());
-      q.rows = kRows;
-      q.k = kK;
-      q.x_ld = kLd;
-      q.global_scale = 2.5f;
-      q.dequant = static_cast<uint16_t*>(dequant.get());
+      const cuda::QuantizeParams q = testing::dequant_only_params(d_x, kRows, kK, kLd, 2.5f, dequant);
       const RouteWorkspace with(c), without(c);
       run_route(c, d_ids, with, path, &q);
       run_route(c, d_ids, without, path);

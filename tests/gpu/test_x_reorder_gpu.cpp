@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "cuda/fc1/fc1_launch.hpp"
-#include "cuda/quantize/quantize_launch.hpp"
 #include "format/fragment_layout.hpp"
 #include "fp4moe/nvfp4.hpp"
 #include "gpu/gpu_test_util.hpp"
@@ -116,14 +115,7 @@ void check_quantizing_reorder(const ReorderCase& c, float gs) {
   DeviceBuffer d_src = DeviceBuffer::from_host(src);
   DeviceBuffer d_dequant(size_t(c.rows * c.k) * sizeof(uint16_t));
   DeviceBuffer d_want(size_t(c.rows * c.dst_ld) * sizeof(uint16_t));
-  cuda::QuantizeParams q;
-  q.x = static_cast<const uint16_t*>(d_src.get());
-  q.rows = c.rows;
-  q.k = c.k;
-  q.x_ld = c.src_ld;
-  q.global_scale = gs;
-  q.dequant = static_cast<uint16_t*>(d_dequant.get());
-  cuda::launch_quantize_nvfp4(q, nullptr);
+  cuda::launch_quantize_nvfp4(testing::dequant_only_params(d_src, c.rows, c.k, c.src_ld, gs, d_dequant), nullptr);
   cuda::x_reorder_launch(reorder_params(d_dequant.get(), c.k, d_want.get(), c.dst_ld, c.rows, c.k), nullptr);
   DeviceBuffer d_dst(size_t(c.rows * c.dst_ld) * sizeof(uint16_t));
   cuda::XReorderParams p = case_params(c, d_src, d_dst);
