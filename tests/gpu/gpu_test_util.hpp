@@ -1,16 +1,19 @@
 // Helpers of the GPU tests: skip with a visible reason when there is no GPU, RAII device buffers, and the quantize
-// pass's parameters for W4A4's x (dequantized output only).
+// pass's parameters for W4A4's x (dequantized output only) with the host's expectation of its output.
 #pragma once
 
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "cuda/common/cuda_check.hpp"
 #include "cuda/common/device_info.hpp"
 #include "cuda/quantize/quantize_launch.hpp"
+#include "fp4moe/nvfp4.hpp"
 
 #define FP4MOE_REQUIRE_GPU()                                                                    \
   do {                                                                                          \
@@ -66,6 +69,34 @@ inline cuda::QuantizeParams dequant_only_params(const DeviceBuffer& x, int64_t r
   q.global_scale = gs;
   q.dequant = static_cast<uint16_t*>(out.get());
   return q;
+}
+
+// What the quantize pass's dequantized-only form must write, by the host's quantizer: for BF16 rows [rows, k] of
+// `x` (row stride ld), each 16-value block through quantize_block with gs and back through dequant_unscaled, as BF16
+// words [rows, k]. `finite`, where given, gets per word whether its block held no NaN or Inf (spec §2 leaves the
+// result of those blocks open).
+inline std::vector<uint16_t> host_dequant_rows(const std::vector<uint16_t>& x, int64_t rows, int64_t k, int64_t ld,
+                                               float gs, std::vector<bool>* finite = nullptr) {
+  std::vector<uint16_t> out(size_t(rows * k));
+  if (finite) finite->assign(out.size(), true);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < k / kBlockSize; ++b) {
+      float block[kBlockSize];
+      bool all_finite = true;
+      for (int i = 0; i < kBlockSize; ++i) {
+        block[i] = bf16_to_float(x[size_t(r * ld + b * kBlockSize + i)]);
+        all_finite = all_finite && std::isfinite(block[i]);
+      }
+      uint8_t packed[kBlockSize / 2];
+      const uint8_t sf = quantize_block(block, gs, packed);
+      for (int i = 0; i < kBlockSize; ++i) {
+        const size_t at = size_t(r * k + b * kBlockSize + i);
+        out[at] = float_to_bf16(dequant_unscaled(fp4_get(packed, i), sf));
+        if (finite) (*finite)[at] = all_finite;
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace fp4moe::testing

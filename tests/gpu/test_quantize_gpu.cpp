@@ -146,24 +146,10 @@ void run_dequant_only_case(const DequantCase& c, float gs, uint64_t seed) {
   }
   constexpr int64_t kTail = 64;
   constexpr uint16_t kPoisonWord = 0xABAB;
-  std::vector<uint16_t> want(size_t(c.rows * c.k + kTail), kPoisonWord);
-  std::vector<bool> compared(want.size(), true);
-  for (int64_t r = 0; r < c.rows; ++r) {
-    for (int64_t b = 0; b < c.k / kBlockSize; ++b) {
-      float block[kBlockSize];
-      bool finite = true;
-      for (int i = 0; i < kBlockSize; ++i) {
-        block[i] = bf16_to_float(x[size_t(r * c.ld + b * kBlockSize + i)]);
-        finite = finite && std::isfinite(block[i]);
-      }
-      for (int i = 0; i < kBlockSize; ++i) compared[size_t(r * c.k + b * kBlockSize + i)] = finite;
-      uint8_t packed[kBlockSize / 2];
-      const uint8_t sf = quantize_block(block, gs, packed);
-      for (int i = 0; i < kBlockSize; ++i) {
-        want[size_t(r * c.k + b * kBlockSize + i)] = float_to_bf16(dequant_unscaled(fp4_get(packed, i), sf));
-      }
-    }
-  }
+  std::vector<bool> compared;
+  std::vector<uint16_t> want = testing::host_dequant_rows(x, c.rows, c.k, c.ld, gs, &compared);
+  want.resize(want.size() + kTail, kPoisonWord);
+  compared.resize(want.size(), true);
   DeviceBuffer dx = DeviceBuffer::from_host(x);
   DeviceBuffer dout(want.size() * sizeof(uint16_t));
   cuda::launch_quantize_nvfp4(testing::dequant_only_params(dx, c.rows, c.k, c.ld, gs, dout), nullptr);

@@ -313,18 +313,7 @@ TEST(RouteGpu, QuantizesXInTheSameLaunch) {
   std::vector<uint16_t> x(size_t(kRows * kLd));
   std::normal_distribution<float> normal(0.0f, 3.0f);
   for (uint16_t& v : x) v = float_to_bf16(normal(rng));
-  std::vector<uint16_t> expected(size_t(kRows * kK));
-  for (int64_t r = 0; r < kRows; ++r) {
-    for (int64_t b = 0; b < kK / kBlockSize; ++b) {
-      float block[kBlockSize];
-      for (int i = 0; i < kBlockSize; ++i) block[i] = bf16_to_float(x[size_t(r * kLd + b * kBlockSize + i)]);
-      uint8_t packed[kBlockSize / 2];
-      const uint8_t sf = quantize_block(block, 2.5f, packed);
-      for (int i = 0; i < kBlockSize; ++i) {
-        expected[size_t(r * kK + b * kBlockSize + i)] = float_to_bf16(dequant_unscaled(fp4_get(packed, i), sf));
-      }
-    }
-  }
+  const std::vector<uint16_t> expected = testing::host_dequant_rows(x, kRows, kK, kLd, 2.5f);
   const DeviceBuffer d_x = DeviceBuffer::from_host(x);
   for (const RouteCase& c : {RouteCase{8, 64, 64, 0, Ids::kUniform}, RouteCase{512, 128, 128, 0, Ids::kUniform},
                              RouteCase{8192, 256, 256, 0, Ids::kUniform},
