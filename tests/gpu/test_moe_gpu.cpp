@@ -24,6 +24,7 @@
 #include <random>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "cuda/common/device_info.hpp"
 #include "cuda/fc2/fc2_launch.hpp"
@@ -202,33 +203,36 @@ INSTANTIATE_TEST_SUITE_P(Activations, ActivationTest,
 
 // One token streams its experts' weights in a grid of a few blocks per SM, which keeps two weight stages per warp in
 // flight (heuristics.hpp: plan_weight_stages); a batch in 8-row tiles with 32-row blocks has a grid large enough
-// for one. Both sum in the same order, so each token alone equals its row of the batch bit for bit.
+// for one. Both sum in the same order, so each token alone equals its row of the batch bit for bit. I = 2880 (FC2's
+// 45 chunks: K ranges of 11 and 12) refills each warp's two 4-chunk stages and ends on a part-filled one.
 TEST(MoeGpuWeightStages, OneTokenEqualsItsRowOfALargeBatch) {
   FP4MOE_REQUIRE_GPU();
   const int sms = current_multiprocessor_count();
   for (Mode mode : {Mode::kW4A16, Mode::kW4A4}) {
-    const MoeConfig c = testing::shape_config(mode, 8, 2, 1024, 512);
-    const uint64_t seed = testing::fresh_seed();
-    SCOPED_TRACE(::testing::Message() << "seed=" << seed << " " << c.describe());
-    const int64_t tokens = 2 * sms;  // about sms / 2 tiles of 8 rows: 16 · sms blocks per GEMM
-    const int64_t batch_tiles = cuda::max_route_tiles(tokens * c.top_k, c.num_local_experts, 8);
-    for (int64_t groups : {cuda::fc1_output_groups(c.intermediate, true), cuda::fc2_output_groups(c.hidden)}) {
-      ASSERT_EQ(cuda::plan_weight_stages(batch_tiles * groups, 8, 32, sms), 1) << "the batch takes one stage";
-      ASSERT_EQ(cuda::plan_weight_stages(c.top_k * groups, 8, 32, sms), 2) << "one token takes two";
-    }
-    const HostLayer layer = make_random_layer(c, seed);
-    const Runner gpu(prepare_weights(c, layer.view(), Backend::kCuda));
-    const Runner cpu(prepare_weights(c, layer.view(), Backend::kCpu));
-    const HostInputs in = make_random_inputs(c, tokens, seed + 1);
-    RunOptions eight_rows;
-    eight_rows.tile_rows = 8;
-    eight_rows.weight_rows_per_block = 32;
-    const std::vector<uint16_t> batch = gpu_forward(gpu, in.view(), eight_rows);
-    expect_close(batch, cpu_forward(cpu, in.view()), mode, "batch vs CPU reference");
-    for (int64_t t : {int64_t(0), int64_t(5), tokens - 1}) {
-      const HostInputs one = testing::take_rows(in, {t});
-      expect_bitwise(gpu_forward(gpu, one.view()), testing::gather_rows(batch, {t}, c.hidden),
-                     "token " + std::to_string(t) + " alone");
+    for (const auto& [hidden, intermediate] : {std::pair<int64_t, int64_t>{1024, 512}, {512, 2880}}) {
+      const MoeConfig c = testing::shape_config(mode, 8, 2, hidden, intermediate);
+      const uint64_t seed = testing::fresh_seed();
+      SCOPED_TRACE(::testing::Message() << "seed=" << seed << " " << c.describe());
+      const int64_t tokens = 2 * sms;  // about sms / 2 tiles of 8 rows: 16 · sms blocks per GEMM
+      const int64_t batch_tiles = cuda::max_route_tiles(tokens * c.top_k, c.num_local_experts, 8);
+      for (int64_t groups : {cuda::fc1_output_groups(c.intermediate, true), cuda::fc2_output_groups(c.hidden)}) {
+        ASSERT_EQ(cuda::plan_weight_stages(batch_tiles * groups, 8, 32, sms), 1) << "the batch takes one stage";
+        ASSERT_EQ(cuda::plan_weight_stages(c.top_k * groups, 8, 32, sms), 2) << "one token takes two";
+      }
+      const HostLayer layer = make_random_layer(c, seed);
+      const Runner gpu(prepare_weights(c, layer.view(), Backend::kCuda));
+      const Runner cpu(prepare_weights(c, layer.view(), Backend::kCpu));
+      const HostInputs in = make_random_inputs(c, tokens, seed + 1);
+      RunOptions eight_rows;
+      eight_rows.tile_rows = 8;
+      eight_rows.weight_rows_per_block = 32;
+      const std::vector<uint16_t> batch = gpu_forward(gpu, in.view(), eight_rows);
+      expect_close(batch, cpu_forward(cpu, in.view()), mode, "batch vs CPU reference");
+      for (int64_t t : {int64_t(0), int64_t(5), tokens - 1}) {
+        const HostInputs one = testing::take_rows(in, {t});
+        expect_bitwise(gpu_forward(gpu, one.view()), testing::gather_rows(batch, {t}, c.hidden),
+                       "token " + std::to_string(t) + " alone");
+      }
     }
   }
 }
