@@ -32,9 +32,10 @@ void launch_quantize_nvfp4(const QuantizeParams& p, void* stream_ptr) {
     const int64_t bytes = round_up(p.rows, 128) * round_up(p.k / kBlockSize, 4);
     FP4MOE_CUDA_CHECK(cudaMemsetAsync(p.scales, 0, size_t(bytes), stream));
   }
-  if (quantize_items(p) == 0) return;
+  const int64_t items = quantize_items(p);
+  if (items == 0) return;
   const int threads = dequant_only(p) ? kDequantOnlyThreads : kQuantizeThreads;
-  launch_pdl(quantize_nvfp4_kernel, grid_for_items(quantize_items(p), threads), threads, 0, stream, p);
+  launch_pdl(quantize_nvfp4_kernel, grid_for_items(items, threads), threads, 0, stream, p);
 }
 
 void launch_dequantize_nvfp4(const DequantizeParams& p, void* stream_ptr) {
